@@ -7,3 +7,5 @@ require (
 	go.uber.org/automaxprocs v1.6.0
 	golang.org/x/sys v0.50.0
 )
+
+require github.com/prometheus/client_golang v1.25.0 // indirect

@@ -1,0 +1,39 @@
+# giouring go:linknames syscall.mmap/munmap, which Go only links with this
+# flag; it lives here once and every target uses it.
+LDFLAGS := -checklinkname=0
+GOFLAGS_ALL := -ldflags=$(LDFLAGS)
+BIN := bin/zerosys
+
+.PHONY: build run test vet fmt fuzz clean
+
+build:
+	go build $(GOFLAGS_ALL) -o $(BIN) ./cmd/zerosys
+
+run: build
+	./$(BIN) $(ARGS)
+
+vet:
+	go vet $(GOFLAGS_ALL) ./...
+
+fmt:
+	gofmt -l -w .
+
+# The whole suite: unit tests with the race detector where no ring spins,
+# then everything, including end-to-end tests that start zerosys.
+test: build
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	go vet $(GOFLAGS_ALL) ./...
+	go test $(GOFLAGS_ALL) -race -count=1 ./affinity/ ./listener/ ./shard/httpwire/
+	go test $(GOFLAGS_ALL) -count=1 -timeout 20m ./...
+	@if [ -f deploy/deploy.mk ]; then $(MAKE) --no-print-directory test-deploy; fi
+
+fuzz:
+	go test $(GOFLAGS_ALL) -run '^$$' -fuzz FuzzParser -fuzztime 60s ./shard/httpwire/
+
+clean:
+	rm -rf bin
+
+# deploy/ and bench/ keep their own targets (test-deploy, lab, bench,
+# bench-full) beside their files.
+-include deploy/deploy.mk
+-include bench/bench.mk

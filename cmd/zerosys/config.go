@@ -1,0 +1,283 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"zerosys/affinity"
+	"zerosys/shard"
+	"zerosys/shard/httpwire"
+)
+
+// config is everything the command line and the environment decide.
+type config struct {
+	addr        string
+	backlog     int
+	allowShared bool
+
+	shards     int
+	cpus       string
+	pollerCPUs string
+	sqpoll     string
+	sqIdle     time.Duration
+
+	mode     string
+	maxConns int
+	recvBuf  int
+
+	status      int
+	body        string
+	bodyFile    string
+	bodySize    int
+	contentType string
+	headers     headerList
+
+	maxHeaderBytes int
+	maxBodyBytes   int64
+	maxPipeline    int
+
+	headerTimeout time.Duration
+	idleTimeout   time.Duration
+	sendTimeout   time.Duration
+	lingerTimeout time.Duration
+
+	logFormat string
+	version   bool
+}
+
+// headerList is a repeatable --header flag.
+type headerList []string
+
+func (h *headerList) String() string { return strings.Join(*h, "\n") }
+
+// Set adds one header line; from the environment twin, several lines
+// separated by newlines.
+func (h *headerList) Set(v string) error {
+	for _, line := range strings.Split(v, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			*h = append(*h, line)
+		}
+	}
+	return nil
+}
+
+const usageHead = `zerosys: an HTTP/1.1 server that answers every request with a prepared
+response and spends no system call per request (io_uring, SQPOLL).
+
+Usage:
+  zerosys [flags]
+
+Examples:
+  zerosys                                   # :8080, a CPU plan that fits the machine
+  zerosys --sqpoll off --shards 2           # no poller threads: for shared CPUs
+  zerosys --cpus 0,2 --poller-cpus 1,3      # two shards, each poller on its own CPU
+  zerosys --mode close                      # one answer per connection, then close
+  zerosys --body-size 65536 --status 200    # a 64 KiB body for large-response tests
+
+Every flag has an environment twin: --max-conns is ZEROSYS_MAX_CONNS.
+A flag given on the command line wins over its twin.
+
+Flags:
+`
+
+// flagGroups orders --help output.
+var flagGroups = []struct {
+	title string
+	names []string
+}{
+	{"Listening", []string{"addr", "backlog", "allow-shared-port"}},
+	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "sq-idle"}},
+	{"Connections", []string{"mode", "max-conns", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
+	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
+	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header"}},
+	{"Other", []string{"log-format", "version"}},
+}
+
+func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("zerosys", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.addr, "addr", ":8080", "listen address host:port (\":8080\" is every IPv4 and IPv6 address)")
+	fs.IntVar(&c.backlog, "backlog", 4096, "listen backlog per shard (capped by net.core.somaxconn)")
+	fs.BoolVar(&c.allowShared, "allow-shared-port", false, "join a port another zerosys already serves with SO_REUSEPORT (zero-downtime upgrades); without it that is refused")
+	fs.IntVar(&c.shards, "shards", 0, "number of shards (0: fit the CPUs, see README)")
+	fs.StringVar(&c.cpus, "cpus", "", "CPUs for shard threads, like 0-3,8 (default: from the CPUs this process may use)")
+	fs.StringVar(&c.pollerCPUs, "poller-cpus", "", "CPUs for SQPOLL kernel pollers, one per shard")
+	fs.StringVar(&c.sqpoll, "sqpoll", "on", "on: kernel poller per shard, shard busy-polls (needs 2 CPUs a shard); off: no poller, the shard waits for completions")
+	fs.DurationVar(&c.sqIdle, "sq-idle", 100*time.Millisecond, "how long an SQPOLL poller spins without work before it sleeps (rounded up to ms)")
+	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
+	fs.IntVar(&c.maxConns, "max-conns", 4096, "connection slots per shard; when full, new connections wait in the backlog")
+	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "receive buffer bytes per connection slot")
+	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
+	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "a request head must arrive within this (408, then close)")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "close a keep-alive connection idle this long")
+	fs.DurationVar(&c.sendTimeout, "send-timeout", 60*time.Second, "close a connection whose client stops reading for this long")
+	fs.DurationVar(&c.lingerTimeout, "linger-timeout", 5*time.Second, "after the last answer, read what the client still sends for at most this long before closing")
+	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 8192, "largest request line (414) and header section (431)")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body (413)")
+	fs.IntVar(&c.status, "status", 200, "response status code")
+	fs.StringVar(&c.body, "body", "", "response body text (default \"Have a nice day!\")")
+	fs.StringVar(&c.bodyFile, "body-file", "", "read the response body from this file")
+	fs.IntVar(&c.bodySize, "body-size", 0, "a response body of this many bytes (for large-response tests)")
+	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
+	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(out, usageHead)
+		for _, g := range flagGroups {
+			fmt.Fprintf(out, "\n  %s:\n", g.title)
+			for _, name := range g.names {
+				f := fs.Lookup(name)
+				typ, usage := flag.UnquoteUsage(f)
+				fmt.Fprintf(out, "    --%s %s\n        %s", f.Name, typ, usage)
+				if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+					fmt.Fprintf(out, " (default %s)", f.DefValue)
+				}
+				fmt.Fprintf(out, "\n        env %s\n", envName(f.Name))
+			}
+		}
+	}
+	return fs
+}
+
+func envName(flagName string) string {
+	return "ZEROSYS_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads the environment twins first, then the command line.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, error) {
+	c := &config{}
+	fs := newFlagSet(c, out)
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.sqpoll != "on" && c.sqpoll != "off" {
+		bad("--sqpoll %q: want on or off", c.sqpoll)
+	}
+	if c.mode != "keepalive" && c.mode != "close" {
+		bad("--mode %q: want keepalive or close", c.mode)
+	}
+	if c.shards < 0 {
+		bad("--shards %d: want 0 (fit the CPUs) or more", c.shards)
+	}
+	if c.maxConns < 1 || c.maxConns > 1<<20 {
+		bad("--max-conns %d: want 1 to 1048576", c.maxConns)
+	}
+	if c.recvBuf < 512 || c.recvBuf > 1<<20 {
+		bad("--recv-buffer %d: want 512 to 1048576", c.recvBuf)
+	}
+	if c.maxPipeline < 1 {
+		bad("--max-pipeline %d: want at least 1", c.maxPipeline)
+	}
+	if c.backlog < 1 {
+		bad("--backlog %d: want at least 1", c.backlog)
+	}
+	if c.maxHeaderBytes < 256 || c.maxHeaderBytes > 1<<20 {
+		bad("--max-header-bytes %d: want 256 to 1048576", c.maxHeaderBytes)
+	}
+	if c.maxBodyBytes < 0 {
+		bad("--max-body-bytes %d: want 0 or more", c.maxBodyBytes)
+	}
+	if c.status < 200 || c.status > 999 {
+		bad("--status %d: want a final status, 200 to 999", c.status)
+	}
+	set := 0
+	for _, b := range []bool{c.body != "", c.bodyFile != "", c.bodySize > 0} {
+		if b {
+			set++
+		}
+	}
+	if set > 1 {
+		bad("--body, --body-file and --body-size: give at most one")
+	}
+	if c.bodySize < 0 || c.bodySize > 64<<20 {
+		bad("--body-size %d: want 0 to 67108864", c.bodySize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"header-timeout", c.headerTimeout}, {"idle-timeout", c.idleTimeout}, {"send-timeout", c.sendTimeout}, {"linger-timeout", c.lingerTimeout}, {"sq-idle", c.sqIdle}} {
+		if d.v <= 0 {
+			bad("--%s %s: want a positive duration like 500ms or 30s", d.name, d.v)
+		}
+	}
+	if c.logFormat != "text" && c.logFormat != "json" {
+		bad("--log-format %q: want text or json", c.logFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// planConfig turns the CPU flags into an affinity request.
+func (c *config) planConfig(allowed affinity.CPUSet) (affinity.PlanConfig, error) {
+	pc := affinity.PlanConfig{Allowed: allowed, Shards: c.shards, SQPoll: c.sqpoll == "on", Spin: c.sqpoll == "on"}
+	var err error
+	if c.cpus != "" {
+		if pc.CPUs, err = affinity.ParseList(c.cpus); err != nil {
+			return pc, fmt.Errorf("--cpus: %w", err)
+		}
+	}
+	if c.pollerCPUs != "" {
+		if pc.PollerCPUs, err = affinity.ParseList(c.pollerCPUs); err != nil {
+			return pc, fmt.Errorf("--poller-cpus: %w", err)
+		}
+	}
+	return pc, nil
+}
+
+// response builds the prepared response the flags describe.
+func (c *config) response() (shard.Response, error) {
+	r := shard.Response{Status: c.status, ContentType: c.contentType, Headers: c.headers}
+	switch {
+	case c.body != "":
+		r.Body = []byte(c.body)
+	case c.bodyFile != "":
+		b, err := os.ReadFile(c.bodyFile)
+		if err != nil {
+			return r, fmt.Errorf("--body-file: %w", err)
+		}
+		r.Body = b
+	case c.bodySize > 0:
+		b := make([]byte, c.bodySize)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		if c.bodySize > 1 {
+			b[len(b)-1] = '\n'
+		}
+		r.Body = b
+	}
+	return r, nil
+}
+
+func (c *config) limits() httpwire.Limits {
+	return httpwire.Limits{
+		MaxRequestLine: c.maxHeaderBytes,
+		MaxHeaderBytes: c.maxHeaderBytes,
+		MaxBody:        c.maxBodyBytes,
+	}
+}

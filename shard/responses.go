@@ -1,0 +1,224 @@
+package shard
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"zerosys/shard/httpwire"
+)
+
+// Response describes the answer every valid request gets. The zero value
+// answers 200 "Have a nice day!" as text/plain.
+type Response struct {
+	Status      int      // status code; 0 means 200
+	Body        []byte   // body; nil means "Have a nice day!"
+	ContentType string   // Content-Type; "" means text/plain (none if the body is empty)
+	Headers     []string // extra "Name: value" header lines, sent as given
+	Server      string   // Server header; "" means zerosys
+}
+
+// variant is one prepared response: a status, a connection disposition and
+// GET or HEAD. Every answer zerosys sends is one of these, built at start-up.
+type variant uint8
+
+const (
+	vOK       variant = iota // HTTP/1.1 keep-alive
+	vOKKeep10                // HTTP/1.0 client that asked for keep-alive
+	vOKClose                 // last answer on the connection
+	vHead                    // HEAD: the same headers, no body
+	vHeadKeep10
+	vHeadClose
+	vContinue // interim 100 Continue
+	v400
+	v408
+	v413
+	v414
+	v431
+	v501
+	v505
+	numVariants
+)
+
+// maxBatch is how many copies of a response one send may carry: pipelined
+// requests answered by the same variant go out in a single send straight
+// from a buffer of repeated copies, with no copy per request.
+const maxBatch = 64
+
+// batchBytes bounds a repeated buffer, so large bodies are not repeated.
+const batchBytes = 256 << 10
+
+// prepared is a variant's bytes: one copy, and up to maxBatch back to back.
+type prepared struct {
+	status int
+	one    []byte
+	many   []byte // k copies of one
+	k      int
+}
+
+// responses holds every variant, per shard.
+type responses [numVariants]prepared
+
+// errorVariant maps a status from the framing parser to its variant.
+func errorVariant(status int) variant {
+	switch status {
+	case 408:
+		return v408
+	case 413:
+		return v413
+	case 414:
+		return v414
+	case 431:
+		return v431
+	case 501:
+		return v501
+	case 505:
+		return v505
+	}
+	return v400
+}
+
+// answerVariant picks the answer to a valid request.
+func answerVariant(req httpwire.RequestInfo, forceClose bool) variant {
+	v := vOK
+	switch {
+	case forceClose || !req.KeepAlive:
+		v = vOKClose
+	case req.Minor == 0:
+		v = vOKKeep10
+	}
+	if req.Method == httpwire.MethodHead {
+		v += vHead - vOK
+	}
+	return v
+}
+
+// buildResponses prepares every variant for r.
+func buildResponses(r Response) (*responses, error) {
+	status := r.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if status < 200 || status > 999 {
+		return nil, fmt.Errorf("shard: response status %d is not a final status (200-999)", status)
+	}
+	body := r.Body
+	if body == nil {
+		body = []byte("Have a nice day!")
+	}
+	// RFC 9110 §15.3.5, §15.4.5: 204 and 304 carry no body and no
+	// Content-Length that would announce one.
+	bodiless := status == http.StatusNoContent || status == http.StatusNotModified
+	if bodiless && r.Body != nil && len(r.Body) > 0 {
+		return nil, fmt.Errorf("shard: a %d response has no body; drop the body or choose another status", status)
+	}
+	if bodiless {
+		body = nil
+	}
+	ctype := r.ContentType
+	if ctype == "" && len(body) > 0 {
+		ctype = "text/plain"
+	}
+	server := r.Server
+	if server == "" {
+		server = "zerosys"
+	}
+	for _, h := range r.Headers {
+		if err := checkHeaderLine(h); err != nil {
+			return nil, err
+		}
+	}
+	var rs responses
+	answer := func(v variant, conn string, head bool) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nServer: %s\r\n", status, reasonPhrase(status), server)
+		if ctype != "" {
+			fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
+		}
+		if !bodiless {
+			fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+		}
+		for _, h := range r.Headers {
+			b.WriteString(h)
+			b.WriteString("\r\n")
+		}
+		if conn != "" {
+			fmt.Fprintf(&b, "Connection: %s\r\n", conn)
+		}
+		b.WriteString("\r\n")
+		msg := []byte(b.String())
+		if !head {
+			msg = append(msg, body...)
+		}
+		rs[v] = newPrepared(status, msg)
+	}
+	answer(vOK, "", false)
+	answer(vOKKeep10, "keep-alive", false)
+	answer(vOKClose, "close", false)
+	answer(vHead, "", true)
+	answer(vHeadKeep10, "keep-alive", true)
+	answer(vHeadClose, "close", true)
+	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	for v, st := range map[variant]int{v400: 400, v408: 408, v413: 413, v414: 414, v431: 431, v501: 501, v505: 505} {
+		text := reasonPhrase(st) + "\n"
+		msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			st, reasonPhrase(st), server, len(text), text)
+		rs[v] = newPrepared(st, []byte(msg))
+	}
+	return &rs, nil
+}
+
+func newPrepared(status int, one []byte) prepared {
+	k := max(1, min(maxBatch, batchBytes/len(one)))
+	many := make([]byte, 0, k*len(one))
+	for range k {
+		many = append(many, one...)
+	}
+	return prepared{status: status, one: many[:len(one)], many: many, k: k}
+}
+
+func reasonPhrase(status int) string {
+	if t := http.StatusText(status); t != "" {
+		return t
+	}
+	return "Status " + strconv.Itoa(status)
+}
+
+// checkHeaderLine refuses a configured header line that would break the
+// framing of every response: no name, bad characters, or a header zerosys
+// sets itself.
+func checkHeaderLine(h string) error {
+	name, value, ok := strings.Cut(h, ":")
+	if !ok || name == "" {
+		return fmt.Errorf("shard: header %q: want \"Name: value\"", h)
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			return fmt.Errorf("shard: header %q: invalid character %q in the name", h, name[i])
+		}
+	}
+	for i := 0; i < len(value); i++ {
+		if c := value[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return fmt.Errorf("shard: header %q: control character in the value", h)
+		}
+	}
+	switch strings.ToLower(name) {
+	case "content-length", "transfer-encoding", "connection":
+		return fmt.Errorf("shard: header %q: zerosys sets %s itself", h, name)
+	}
+	return nil
+}
+
+func isTokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
+}
+
+// statusOf lists each variant's status code, for Stats.
+func (rs *responses) statusOf() *[numVariants]int {
+	var s [numVariants]int
+	for v := range rs {
+		s[v] = rs[v].status
+	}
+	return &s
+}

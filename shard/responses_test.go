@@ -1,0 +1,138 @@
+package shard
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"zerosys/shard/httpwire"
+)
+
+func TestBuildResponsesDefault(t *testing.T) {
+	rs, err := buildResponses(Response{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "HTTP/1.1 200 OK\r\nServer: zerosys\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!"
+	if got := string(rs[vOK].one); got != want {
+		t.Errorf("vOK = %q, want %q", got, want)
+	}
+	for _, c := range []struct {
+		v        variant
+		contains string
+		body     bool
+	}{
+		{vOKKeep10, "Connection: keep-alive\r\n", true},
+		{vOKClose, "Connection: close\r\n", true},
+		{vHead, "Content-Length: 16\r\n", false},
+		{vHeadClose, "Connection: close\r\n", false},
+		{v400, "HTTP/1.1 400 Bad Request\r\n", true},
+		{v505, "Connection: close\r\n", true},
+		{v413, "HTTP/1.1 413 Request Entity Too Large\r\n", true},
+	} {
+		one := string(rs[c.v].one)
+		if !strings.Contains(one, c.contains) {
+			t.Errorf("variant %d = %q, want it to contain %q", c.v, one, c.contains)
+		}
+		_, body, _ := strings.Cut(one, "\r\n\r\n")
+		if (body != "") != c.body {
+			t.Errorf("variant %d body = %q, want body: %v", c.v, body, c.body)
+		}
+	}
+	for v := range rs {
+		p := &rs[v]
+		if p.k < 1 || len(p.many) != p.k*len(p.one) || !bytes.Equal(p.many[:len(p.one)], p.one) {
+			t.Errorf("variant %d: %d copies in %d bytes of a %d-byte answer", v, p.k, len(p.many), len(p.one))
+		}
+	}
+	if rs[vOK].k != maxBatch {
+		t.Errorf("small answers repeat %d times, want %d", rs[vOK].k, maxBatch)
+	}
+}
+
+func TestBuildResponsesOptions(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 1<<20)
+	rs, err := buildResponses(Response{Status: 201, Body: big, ContentType: "application/octet-stream", Headers: []string{"X-Test: 1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[vOK].k != 1 {
+		t.Errorf("a 1 MiB answer repeats %d times, want 1", rs[vOK].k)
+	}
+	head := string(rs[vHead].one)
+	for _, s := range []string{"HTTP/1.1 201 Created\r\n", "Content-Length: 1048576\r\n", "X-Test: 1\r\n", "application/octet-stream"} {
+		if !strings.Contains(head, s) {
+			t.Errorf("HEAD answer %q lacks %q", head, s)
+		}
+	}
+	rs, err = buildResponses(Response{Status: 204})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(rs[vOK].one); strings.Contains(got, "Content-Length") || !strings.HasSuffix(got, "\r\n\r\n") {
+		t.Errorf("204 answer %q has a length or body", got)
+	}
+}
+
+func TestBuildResponsesRefuses(t *testing.T) {
+	for _, r := range []Response{
+		{Status: 100},
+		{Status: 1000},
+		{Status: 204, Body: []byte("x")},
+		{Headers: []string{"NoColon"}},
+		{Headers: []string{"Bad Name: x"}},
+		{Headers: []string{"X: a\r\nInjected: yes"}},
+		{Headers: []string{"Content-Length: 5"}},
+		{Headers: []string{"connection: close"}},
+	} {
+		if _, err := buildResponses(r); err == nil {
+			t.Errorf("buildResponses(%+v) succeeded, want an error", r)
+		}
+	}
+}
+
+func TestAnswerVariant(t *testing.T) {
+	cases := []struct {
+		req   httpwire.RequestInfo
+		close bool
+		want  variant
+	}{
+		{httpwire.RequestInfo{Method: httpwire.MethodGet, Minor: 1, KeepAlive: true}, false, vOK},
+		{httpwire.RequestInfo{Method: httpwire.MethodGet, Minor: 1, KeepAlive: false}, false, vOKClose},
+		{httpwire.RequestInfo{Method: httpwire.MethodGet, Minor: 0, KeepAlive: true}, false, vOKKeep10},
+		{httpwire.RequestInfo{Method: httpwire.MethodHead, Minor: 0, KeepAlive: true}, false, vHeadKeep10},
+		{httpwire.RequestInfo{Method: httpwire.MethodHead, Minor: 1, KeepAlive: true}, true, vHeadClose},
+		{httpwire.RequestInfo{Method: httpwire.MethodPost, Minor: 1, KeepAlive: true}, false, vOK},
+	}
+	for _, c := range cases {
+		if got := answerVariant(c.req, c.close); got != c.want {
+			t.Errorf("answerVariant(%+v, %v) = %d, want %d", c.req, c.close, got, c.want)
+		}
+	}
+}
+
+func TestConnQueue(t *testing.T) {
+	var c conn
+	for i := 0; i < 3; i++ {
+		c.enqueue(vOK)
+	}
+	c.enqueue(vHead)
+	c.enqueue(vOK)
+	if c.qlen != 3 || c.pending != 5 || c.head().count != 3 {
+		t.Fatalf("queue: qlen %d pending %d head %d, want 3 5 3", c.qlen, c.pending, c.head().count)
+	}
+	c.popSent(2)
+	c.popSent(1)
+	if c.qlen != 2 || c.head().v != vHead {
+		t.Fatalf("after popping the first run: qlen %d head %d", c.qlen, c.head().v)
+	}
+	for i := 0; i < maxRuns; i++ {
+		c.enqueue(variant(i % 2))
+	}
+	if !c.full(1 << 20) {
+		t.Error("queue with maxRuns runs is not full")
+	}
+	if !c.full(3) {
+		t.Error("queue over maxPending is not full")
+	}
+}

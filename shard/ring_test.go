@@ -1,0 +1,65 @@
+package shard
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// The kernel reads these structs by layout; a drift would corrupt setup or
+// waits silently.
+func TestKernelLayouts(t *testing.T) {
+	var p ringParams
+	checks := []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"sizeof(io_uring_params)", unsafe.Sizeof(p), 120},
+		{"sq_thread_cpu", unsafe.Offsetof(p.sqThreadCPU), 12},
+		{"sq_thread_idle", unsafe.Offsetof(p.sqThreadIdle), 16},
+		{"features", unsafe.Offsetof(p.features), 20},
+		{"sq_off", unsafe.Offsetof(p.sqOff), 40},
+		{"cq_off", unsafe.Offsetof(p.cqOff), 80},
+		{"sq_off.flags", unsafe.Offsetof(p.sqOff.flags), 16},
+		{"sq_off.array", unsafe.Offsetof(p.sqOff.array), 24},
+		{"cq_off.overflow", unsafe.Offsetof(p.cqOff.overflow), 16},
+		{"cq_off.cqes", unsafe.Offsetof(p.cqOff.cqes), 20},
+		{"sizeof(io_uring_sqe)", unsafe.Sizeof(sqe{}), 64},
+		{"sizeof(io_uring_cqe)", unsafe.Sizeof(cqe{}), 16},
+		{"sizeof(io_uring_getevents_arg)", unsafe.Sizeof(geteventsArg{}), 24},
+		{"getevents_arg.ts", unsafe.Offsetof(geteventsArg{}.ts), 16},
+		{"sqe.ioprio", unsafe.Offsetof(sqe{}.IoPrio), 2},
+		{"sqe.addr", unsafe.Offsetof(sqe{}.Addr), 16},
+		{"sqe.msg_flags", unsafe.Offsetof(sqe{}.OpcodeFlags), 28},
+		{"sqe.user_data", unsafe.Offsetof(sqe{}.UserData), 32},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestUserData(t *testing.T) {
+	cases := []struct {
+		o    op
+		gen  uint32
+		slot uint32
+	}{
+		{opAccept, 0, 0},
+		{opRecv, 1, 7},
+		{opSend, genMask, 1<<32 - 2},
+		{opClose, 12345, orphanSlot},
+		{opCancel, 1 << 23, 99},
+	}
+	for _, c := range cases {
+		o, gen, slot := unpackUD(packUD(c.o, c.gen, c.slot))
+		if o != c.o || gen != c.gen || slot != c.slot {
+			t.Errorf("round trip of (%d,%d,%d) = (%d,%d,%d)", c.o, c.gen, c.slot, o, gen, slot)
+		}
+	}
+	// A generation wraps within its 24 bits, so a reused slot's old
+	// completions differ from its new ones for 16M reuses.
+	if _, gen, _ := unpackUD(packUD(opRecv, genMask+1, 3)); gen != 0 {
+		t.Errorf("generation %d did not wrap to 0", gen)
+	}
+}

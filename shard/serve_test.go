@@ -1,0 +1,498 @@
+package shard
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"zerosys/affinity"
+	"zerosys/listener"
+)
+
+// ringMode is one way of running shards, for the test matrix.
+type ringMode struct {
+	name   string
+	sqpoll bool
+	shards int
+}
+
+// modes lists {sqpoll on, off} x {1, 2 shards}. A spinning SQPOLL shard
+// needs a CPU for itself and one for its poller; combinations the machine
+// cannot place are skipped with the reason.
+var modes = []ringMode{
+	{"sqpoll=off/shards=1", false, 1},
+	{"sqpoll=off/shards=2", false, 2},
+	{"sqpoll=on/shards=1", true, 1},
+	{"sqpoll=on/shards=2", true, 2},
+}
+
+// testServer is shards serving one loopback port.
+type testServer struct {
+	addr   string
+	shards []*Shard
+	group  *listener.Group
+}
+
+func (ts *testServer) stats() []Stats {
+	out := make([]Stats, len(ts.shards))
+	for i, s := range ts.shards {
+		out[i] = s.Stats()
+	}
+	return out
+}
+
+// total sums a counter over the shards.
+func (ts *testServer) total(f func(Stats) uint64) uint64 {
+	var n uint64
+	for _, st := range ts.stats() {
+		n += f(st)
+	}
+	return n
+}
+
+// waitFor polls until cond holds: counters are published a few batches
+// late, and a shard's last completions may land after the client is done.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// startServer starts m.shards shards on 127.0.0.1:0 and stops them when the
+// test ends. It skips when the machine cannot place the mode.
+func startServer(t *testing.T, m ringMode, mutate func(*Config)) *testServer {
+	t.Helper()
+	allowed, err := affinity.Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := affinity.MakePlan(affinity.PlanConfig{Allowed: allowed, Shards: m.shards, SQPoll: m.sqpoll, Spin: m.sqpoll})
+	if err != nil {
+		t.Skipf("this machine (cpus %s) cannot place %s: %v", allowed, m.name, err)
+	}
+	if runtime.GOMAXPROCS(0) < m.shards+1 {
+		prev := runtime.GOMAXPROCS(m.shards + 1)
+		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	}
+	g, err := listener.Listen(listener.Config{Addr: "127.0.0.1:0"}, m.shards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{addr: g.Addr.String(), group: g}
+	t.Cleanup(func() {
+		for _, s := range ts.shards {
+			s.Stop()
+		}
+		_ = g.Close()
+	})
+	for i, a := range plan.Shards {
+		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256}
+		if mutate != nil {
+			mutate(&cfg)
+		}
+		s, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.shards = append(ts.shards, s)
+	}
+	return ts
+}
+
+// forModes runs f as a subtest in every mode.
+func forModes(t *testing.T, f func(t *testing.T, m ringMode)) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
+}
+
+func TestServeNetHTTPClient(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, nil)
+		tr := &http.Transport{MaxIdleConnsPerHost: 8}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+		const workers, each = 8, 100
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					resp, err := client.Get("http://" + ts.addr + "/x")
+					if err != nil {
+						errs <- err
+						return
+					}
+					body, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || resp.StatusCode != 200 || string(body) != "Have a nice day!" {
+						errs <- fmt.Errorf("status %d body %q err %v", resp.StatusCode, body, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		waitFor(t, "request counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Requests }) == workers*each })
+		if acc := ts.total(func(s Stats) uint64 { return s.Accepted }); acc > 2*workers {
+			t.Errorf("%d connections for %d keep-alive workers: connections are not kept", acc, workers)
+		}
+	})
+}
+
+// readResponses reads n responses, checking each against want(i).
+func readResponses(t *testing.T, br *bufio.Reader, n int, head func(i int) bool) {
+	t.Helper()
+	for i := range n {
+		method := "GET"
+		if head != nil && head(i) {
+			method = "HEAD"
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantBody := "Have a nice day!"
+		if method == "HEAD" {
+			wantBody = ""
+		}
+		if err != nil || resp.StatusCode != 200 || string(body) != wantBody || resp.ContentLength != 16 {
+			t.Fatalf("response %d to %s: status %d length %d body %q err %v", i, method, resp.StatusCode, resp.ContentLength, body, err)
+		}
+	}
+}
+
+func TestServePipelined(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, nil)
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// 100 requests in one write; every seventh is HEAD, so answers
+		// of two kinds interleave and their order is checked.
+		isHead := func(i int) bool { return i%7 == 3 }
+		var req bytes.Buffer
+		for i := range 100 {
+			method := "GET"
+			if isHead(i) {
+				method = "HEAD"
+			}
+			fmt.Fprintf(&req, "%s /%d HTTP/1.1\r\nHost: t\r\n\r\n", method, i)
+		}
+		if _, err := c.Write(req.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		readResponses(t, br, 100, isHead)
+		// The connection is still usable.
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || !resp.Close {
+			t.Fatalf("last response: %v, close=%v", err, resp != nil && resp.Close)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		if n, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("after Connection: close, read %q, %v; want EOF", n, err)
+		}
+	})
+}
+
+// TestServeManyPipelined sends more pipelined requests than one send
+// carries and than the answer queue holds, so batching and the pause in
+// reading are both exercised.
+func TestServeManyPipelined(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, func(c *Config) { c.MaxPipeline = 50 })
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		const n = 5000
+		req := bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), n)
+		go func() { _, _ = c.Write(req) }()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		readResponses(t, bufio.NewReader(c), n, nil)
+	})
+}
+
+func TestServeCloseMode(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, func(c *Config) { c.Mode = ModeClose })
+		const conns = 200
+		for i := range conns {
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: t\r\n\r\n", i)
+			got, err := io.ReadAll(c) // to EOF: a reset would be an error here
+			c.Close()
+			if err != nil {
+				t.Fatalf("connection %d: %v after %q", i, err, got)
+			}
+			if !bytes.HasPrefix(got, []byte("HTTP/1.1 200 OK\r\n")) || !bytes.Contains(got, []byte("Connection: close\r\n")) || !bytes.HasSuffix(got, []byte("Have a nice day!")) {
+				t.Fatalf("connection %d got %q", i, got)
+			}
+		}
+		waitFor(t, "closes", func() bool { return ts.total(func(s Stats) uint64 { return s.Closed }) == conns })
+		if r := ts.total(func(s Stats) uint64 { return s.Resets }); r != 0 {
+			t.Errorf("%d resets", r)
+		}
+	})
+}
+
+// TestServeCloseModePipelined: in close mode a second pipelined request is
+// unread when the answer goes out; zerosys must half-close and drain, not
+// reset the connection and destroy the answer.
+func TestServeCloseModePipelined(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, func(c *Config) { c.Mode = ModeClose })
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || string(body) != "Have a nice day!" || !resp.Close {
+			t.Fatalf("body %q close %v err %v", body, resp.Close, err)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("want EOF after the one answer, got %v", err)
+		}
+	})
+}
+
+// TestServeHalfClose: a client that sends its requests and shuts down its
+// side still gets every answer.
+func TestServeHalfClose(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, nil)
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", 3))
+		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(c)
+		readResponses(t, br, 3, nil)
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("want EOF after the answers, got %v", err)
+		}
+	})
+}
+
+// TestServeBadInputIsolated: a malformed request gets 400 and a close,
+// while a keep-alive client on another connection keeps being answered.
+func TestServeBadInputIsolated(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, nil)
+		good, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer good.Close()
+		_ = good.SetDeadline(time.Now().Add(5 * time.Second))
+		gr := bufio.NewReader(good)
+		for i := range 3 {
+			bad, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = bad.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprint(bad, "GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+			got, err := io.ReadAll(bad)
+			bad.Close()
+			if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 400 Bad Request\r\n")) || !bytes.Contains(got, []byte("Connection: close")) {
+				t.Fatalf("bad request %d: %q, %v", i, got, err)
+			}
+			fmt.Fprint(good, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+			readResponses(t, gr, 1, nil)
+		}
+		waitFor(t, "rejected counter", func() bool { return ts.total(func(s Stats) uint64 { return s.Rejected }) == 3 })
+	})
+}
+
+// TestServeMaxConns: with the table full, a new connection waits in the
+// backlog and is served as soon as a slot frees; established connections
+// are unaffected.
+func TestServeMaxConns(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) { c.MaxConns = 4 })
+	var held []net.Conn
+	for range 4 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		readResponses(t, bufio.NewReader(c), 1, nil)
+		held = append(held, c)
+	}
+	extra, err := net.Dial("tcp", ts.addr) // completes in the kernel's backlog
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	fmt.Fprint(extra, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	_ = extra.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if _, err := extra.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection beyond --max-conns was answered or dropped: %v", err)
+	}
+	// The held connections still work.
+	fmt.Fprint(held[0], "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	readResponses(t, bufio.NewReader(held[0]), 1, nil)
+	held[1].Close()
+	_ = extra.SetReadDeadline(time.Now().Add(5 * time.Second))
+	readResponses(t, bufio.NewReader(extra), 1, nil)
+	if d := ts.total(func(s Stats) uint64 { return s.AcceptDropped }); d != 0 {
+		t.Errorf("%d connections dropped", d)
+	}
+}
+
+// TestServeTimeouts: a client that trickles a request head gets 408; an
+// idle keep-alive connection is closed.
+func TestServeTimeouts(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) {
+		c.HeaderTimeout = 300 * time.Millisecond
+		c.IdleTimeout = 300 * time.Millisecond
+	})
+	slow, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	_ = slow.SetDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	for _, part := range []string{"GET / HT", "TP/1.1\r\n", "Host: t\r\n"} {
+		fmt.Fprint(slow, part)
+		time.Sleep(100 * time.Millisecond)
+	}
+	got, err := io.ReadAll(slow)
+	if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 408 ")) {
+		t.Fatalf("slow head: %q, %v", got, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("header timeout of 300ms fired after %v", d)
+	}
+	idle, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	_ = idle.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprint(idle, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	br := bufio.NewReader(idle)
+	readResponses(t, br, 1, nil)
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle keep-alive connection: want EOF, got %v", err)
+	}
+	waitFor(t, "timeout counters", func() bool {
+		return ts.total(func(s Stats) uint64 { return s.TimeoutHeader }) == 1 && ts.total(func(s Stats) uint64 { return s.TimeoutIdle }) == 1
+	})
+}
+
+// TestServeShardsShareLoad: every shard of a SO_REUSEPORT group gets
+// connections.
+func TestServeShardsShareLoad(t *testing.T) {
+	ts := startServer(t, modes[1], nil)
+	for i := range 64 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", i)
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	waitFor(t, "accept counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Accepted }) == 64 })
+	for _, st := range ts.stats() {
+		if st.Accepted == 0 {
+			t.Errorf("shard %d accepted no connection: %+v", st.Shard, ts.stats())
+		}
+	}
+}
+
+// TestStopReleasesEverything: after Stop, no ring, mapping, socket or
+// goroutine of the shard is left.
+func TestStopReleasesEverything(t *testing.T) {
+	fdsBefore := countFDs(t)
+	goroutinesBefore := runtime.NumGoroutine()
+	for _, m := range modes[:2] {
+		g, err := listener.Listen(listener.Config{Addr: "127.0.0.1:0"}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Start(Config{ListenFD: g.FDs[0], CPU: -1, SQPoll: m.sqpoll, MaxConns: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Leave connections open, mid-request and idle, for Stop to cut.
+		for i := range 3 {
+			c, err := net.Dial("tcp", g.Addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if i > 0 {
+				fmt.Fprint(c, "GET / HTTP/1.1\r\n")
+			}
+		}
+		waitFor(t, "accepts", func() bool { return s.Stats().Accepted == 3 })
+		s.Stop()
+		_ = g.Close()
+	}
+	waitFor(t, "fds to close", func() bool { return countFDs(t) <= fdsBefore+6 }) // the test's own 6 client sockets
+	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutinesBefore })
+}
+
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}

@@ -1,0 +1,773 @@
+package shard
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"zerosys/affinity"
+	"zerosys/shard/httpwire"
+)
+
+// Mode is how connections are treated after an answer.
+type Mode uint8
+
+const (
+	// ModeKeepAlive keeps each connection for further (pipelined) requests
+	// until the client closes it or asks "Connection: close".
+	ModeKeepAlive Mode = iota
+	// ModeClose answers one request per connection, then closes it.
+	ModeClose
+)
+
+// Config is one shard's configuration. Fields left zero take the documented
+// defaults; ListenFD is required.
+type Config struct {
+	ID       int // shard index, for stats and logs
+	ListenFD int // listening socket (SO_REUSEPORT, one per shard)
+	CPU      int // CPU to pin the shard thread to; -1 leaves it unpinned
+
+	SQPoll    bool          // use a kernel SQPOLL poller; without it the ring is SINGLE_ISSUER|DEFER_TASKRUN and the loop waits for completions
+	PollerCPU int           // with SQPoll: the poller's CPU (SQ_AFF)
+	SQIdle    time.Duration // with SQPoll: how long the poller spins without work before it sleeps; default 100ms
+	// Spin, with SQPoll, busy-polls the completion queue forever. Without
+	// it (adaptive), the shard busy-polls while completions keep coming
+	// and, after SpinWindow without any, blocks in io_uring_enter until one
+	// arrives: one syscall per idle period, none per request under load.
+	Spin       bool
+	SpinWindow time.Duration // adaptive: how long to spin without completions before blocking; default 10ms
+
+	Mode     Mode
+	Response Response
+	Limits   httpwire.Limits
+
+	MaxConns      int           // connection slots; default 4096
+	RecvBuffer    int           // bytes of receive buffer per slot; default 4096
+	MaxPipeline   int           // answers queued per connection before reading pauses; default 1024
+	HeaderTimeout time.Duration // a request's head must arrive within this; default 30s
+	IdleTimeout   time.Duration // keep-alive connection without a request; default 75s
+	SendTimeout   time.Duration // one send may wait this long for the client to read; default 60s
+	LingerTimeout time.Duration // reading to EOF after the last answer; default 5s
+}
+
+func (c *Config) setDefaults() {
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&c.MaxConns, 4096)
+	def(&c.RecvBuffer, 4096)
+	def(&c.MaxPipeline, 1024)
+	defd(&c.SQIdle, 100*time.Millisecond)
+	defd(&c.SpinWindow, 10*time.Millisecond)
+	defd(&c.HeaderTimeout, 30*time.Second)
+	defd(&c.IdleTimeout, 75*time.Second)
+	defd(&c.SendTimeout, 60*time.Second)
+	defd(&c.LingerTimeout, 5*time.Second)
+}
+
+// sweepEvery is how often deadlines are checked. Timeouts are coarse by
+// this much; checking costs a walk over the table, not a syscall.
+const sweepEvery = int64(100 * time.Millisecond)
+
+// publishEvery is how many busy loop iterations pass between copies of the
+// private counters to the published ones.
+const publishEvery = 32
+
+// cqeBatch is the most completions handled before SQEs are published.
+const cqeBatch = 256
+
+// orphanSlot marks a close of a connection that got no slot.
+const orphanSlot = ^uint32(0)
+
+// Shard serves one listening socket from one ring on one locked, pinned
+// thread. See the package documentation for its rules.
+type Shard struct {
+	cfg Config
+	r   *ring
+
+	conns []conn
+	free  []uint32 // stack of free slot indexes
+	bufs  []byte   // RecvBuffer bytes per slot
+	resp  *responses
+
+	acceptArmed      bool
+	acceptCancelling bool
+	acceptPaused     bool
+	acceptRetryAt    int64 // monotonic ns; accept is re-armed no earlier (EMFILE backoff)
+	reserve          int   // free slots kept back for accepts already in flight
+
+	epoch     time.Time
+	now       int64 // monotonic ns since epoch, read once per batch
+	nextSweep int64
+	inflight  int // ops in the ring (multishot accept counts once)
+
+	local   [numCounters]uint64
+	byResp  statusCounters
+	active  int64
+	dirty   bool
+	batches uint32
+
+	lastBusy int64  // monotonic ns of the last batch of completions (adaptive idle)
+	seen     uint32 // the control bits the loop has acted on
+
+	pub           published
+	statusOf      *[numVariants]int
+	tid           atomic.Int64
+	ctl           atomic.Uint32 // ctlDrain | ctlStopAccept | ctlStop, set by other goroutines
+	acceptStopped chan struct{}
+	done          chan struct{}
+}
+
+// Control bits other goroutines set and the loop reads once per iteration.
+const (
+	ctlDrain      = 1 << iota // answer every further request with Connection: close
+	ctlStopAccept             // cancel accept; the listener may be closed once AcceptStopped is closed
+	ctlStop                   // leave the loop, cutting what is left
+)
+
+// Start creates the shard's thread and ring and starts serving. It returns
+// once the ring is ready, or with the reason it could not be made.
+func Start(cfg Config) (*Shard, error) {
+	cfg.setDefaults()
+	resp, err := buildResponses(cfg.Response)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shard{
+		cfg:      cfg,
+		conns:    make([]conn, cfg.MaxConns),
+		free:     make([]uint32, 0, cfg.MaxConns),
+		bufs:     make([]byte, cfg.MaxConns*cfg.RecvBuffer),
+		resp:     resp,
+		reserve:  cfg.MaxConns / 32,
+		statusOf: resp.statusOf(),
+		done:     make(chan struct{}),
+
+		acceptStopped: make(chan struct{}),
+	}
+	for i := cfg.MaxConns - 1; i >= 0; i-- {
+		s.conns[i].fd = -1
+		s.free = append(s.free, uint32(i))
+	}
+	ready := make(chan error, 1)
+	go s.run(ready)
+	if err := <-ready; err != nil {
+		<-s.done
+		return nil, err
+	}
+	return s, nil
+}
+
+// run is the shard goroutine: lock the thread first, then pin it (pinning
+// an unlocked goroutine pins whichever thread it happens to run on), then
+// make the ring on that thread, then loop. It never unlocks: a goroutine
+// that exits locked takes its thread with it, so a thread pinned to one CPU
+// never returns to the runtime's pool to run other goroutines there.
+func (s *Shard) run(ready chan<- error) {
+	defer close(s.done)
+	runtime.LockOSThread()
+	s.tid.Store(int64(unix.Gettid()))
+	if s.cfg.CPU >= 0 {
+		if err := affinity.PinThread(s.cfg.CPU); err != nil {
+			ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
+			return
+		}
+	}
+	ringEntries := uint32(min(max(s.cfg.MaxConns, 1024), 32768))
+	r, err := newRing(ringOptions{
+		entries:   ringEntries,
+		cqEntries: ringEntries * 4,
+		sqPoll:    s.cfg.SQPoll,
+		pollerCPU: s.cfg.PollerCPU,
+		sqIdleMs:  uint32((s.cfg.SQIdle + time.Millisecond - 1) / time.Millisecond),
+	})
+	if err != nil {
+		ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
+		return
+	}
+	defer r.close()
+	if err := r.probeOps(requiredOps); err != nil {
+		ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
+		return
+	}
+	s.r = r
+	s.epoch = time.Now()
+	s.armAccept()
+	r.submit()
+	ready <- nil
+	s.loop()
+	s.teardown()
+}
+
+// Stop stops serving and returns once the shard's connections are closed
+// and its ring is gone. Connections still open are cut.
+func (s *Shard) Stop() {
+	s.setCtl(ctlStop)
+	<-s.done
+}
+
+// Drain makes the shard answer every further request with
+// "Connection: close", so keep-alive clients leave after their next answer.
+// Connections that stay silent are left to the caller's deadline (Stop).
+func (s *Shard) Drain() { s.setCtl(ctlDrain) }
+
+// StopAccepting cancels the shard's accept. Connections the kernel has
+// queued but the shard has not taken stay queued; the caller takes care
+// that none are (see listener.Group.Quiesce). Once AcceptStopped is closed
+// the ring holds no reference to the listening socket, so closing it
+// really closes it.
+func (s *Shard) StopAccepting() { s.setCtl(ctlStopAccept) }
+
+// AcceptStopped is closed when the shard's accept is gone after
+// StopAccepting (or the shard stopped).
+func (s *Shard) AcceptStopped() <-chan struct{} { return s.acceptStopped }
+
+func (s *Shard) setCtl(bit uint32) {
+	for {
+		old := s.ctl.Load()
+		if old&bit != 0 || s.ctl.CompareAndSwap(old, old|bit) {
+			return
+		}
+	}
+}
+
+// Done is closed when the shard has stopped.
+func (s *Shard) Done() <-chan struct{} { return s.done }
+
+// Stats returns a snapshot of the shard's counters; safe from any goroutine.
+func (s *Shard) Stats() Stats {
+	st := Stats{Shard: s.cfg.ID, CPU: s.cfg.CPU, TID: int(s.tid.Load())}
+	s.pub.snapshot(&st, s.statusOf)
+	return st
+}
+
+// loop is the hot loop: reap completions in batches, dispatch each on its
+// user_data, publish the SQEs they queued. With SQPOLL, publishing is a
+// memory store and the loop never enters the kernel while the poller is
+// awake; without, the loop enters once per batch to submit and wait.
+func (s *Shard) loop() {
+	r := s.r
+	for {
+		if ctl := s.ctl.Load(); ctl != s.seen {
+			if ctl&ctlStop != 0 {
+				return
+			}
+			s.control(ctl)
+		}
+		n := r.ready()
+		if n == 0 {
+			s.idle()
+			continue
+		}
+		s.now = int64(time.Since(s.epoch))
+		s.lastBusy = s.now
+		n = min(n, cqeBatch)
+		for i := range n {
+			e := r.cqeAt(i)
+			s.dispatch(e.UserData, e.Res, e.Flags)
+		}
+		r.advance(n)
+		s.rearmAccept()
+		r.submit()
+		s.local[cLoopsBusy]++
+		s.dirty = true
+		if s.now >= s.nextSweep {
+			s.sweep()
+		}
+		if s.batches++; s.batches%publishEvery == 0 {
+			s.publish()
+		}
+	}
+}
+
+// control acts on newly set control bits.
+func (s *Shard) control(ctl uint32) {
+	s.seen = ctl
+	if ctl&ctlStopAccept != 0 && s.acceptArmed && !s.acceptCancelling {
+		s.acceptCancelling = true
+		s.r.prepCancel(packUD(opAccept, 0, 0), packUD(opCancel, 0, 0))
+		s.inflight++
+		s.r.submit()
+	}
+	s.checkAcceptStopped()
+}
+
+// checkAcceptStopped reports, once, that accept is gone for good.
+func (s *Shard) checkAcceptStopped() {
+	if s.seen&ctlStopAccept != 0 && !s.acceptArmed {
+		select {
+		case <-s.acceptStopped:
+		default:
+			close(s.acceptStopped)
+		}
+	}
+}
+
+// idle runs when no completion is ready. A spinning shard checks its timers
+// and peeks again; a waiting shard blocks in io_uring_enter until a
+// completion arrives or the next sweep is due. An adaptive SQPOLL shard
+// spins for SpinWindow after its last completion, then waits.
+func (s *Shard) idle() {
+	s.local[cLoopsIdle]++
+	s.now = int64(time.Since(s.epoch))
+	if s.dirty {
+		s.publish()
+	}
+	if s.now >= s.nextSweep {
+		s.sweep()
+		s.rearmAccept()
+		s.r.submit()
+	}
+	if s.cfg.SQPoll && (s.cfg.Spin || s.now-s.lastBusy < int64(s.cfg.SpinWindow)) {
+		return
+	}
+	s.r.wait(max(s.nextSweep-s.now, int64(time.Millisecond)))
+}
+
+// dispatch routes one completion.
+func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
+	o, gen, slot := unpackUD(ud)
+	switch o {
+	case opAccept:
+		s.onAccept(res, flags)
+		return
+	case opCancel:
+		s.inflight--
+		return
+	}
+	s.inflight--
+	if slot == orphanSlot {
+		return
+	}
+	c := &s.conns[slot]
+	if c.gen != gen&genMask || c.fd < 0 {
+		s.local[cStale]++
+		return
+	}
+	c.inflight--
+	switch o {
+	case opRecv:
+		s.onRecv(c, slot, res)
+	case opSend:
+		s.onSend(c, res)
+	case opShutdown:
+		// Nothing to do: its effect shows in the recv and send it ends.
+	case opClose:
+		s.release(c, slot)
+		return
+	}
+	s.step(c, slot)
+}
+
+func (s *Shard) armAccept() {
+	s.r.prepMultishotAccept(s.cfg.ListenFD, packUD(opAccept, 0, 0))
+	s.inflight++
+	s.acceptArmed = true
+}
+
+// rearmAccept arms accept again when it ended (error, backoff, or a full
+// table) and there is room.
+func (s *Shard) rearmAccept() {
+	if s.acceptArmed || s.seen&ctlStopAccept != 0 || s.now < s.acceptRetryAt || len(s.free) <= s.reserve {
+		return
+	}
+	s.acceptPaused = false
+	s.armAccept()
+}
+
+func (s *Shard) onAccept(res int32, flags uint32) {
+	if flags&cqeFMore == 0 {
+		s.acceptArmed = false
+		s.acceptCancelling = false
+		s.inflight--
+		s.checkAcceptStopped()
+	}
+	if res < 0 {
+		switch unix.Errno(-res) {
+		case unix.ECANCELED:
+			// We paused accepting; rearmAccept resumes when slots free.
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// Out of descriptors or memory: retrying at once would spin.
+			// Connections wait in the kernel's backlog meanwhile.
+			s.local[cAcceptErrors]++
+			s.acceptRetryAt = s.now + int64(100*time.Millisecond)
+		default:
+			// ECONNABORTED and the like: the peer gave up; carry on.
+			s.local[cAcceptErrors]++
+		}
+		return
+	}
+	fd := res
+	if len(s.free) == 0 {
+		s.local[cAcceptDropped]++
+		s.r.prepClose(fd, packUD(opClose, 0, orphanSlot))
+		s.inflight++
+		return
+	}
+	slot := s.free[len(s.free)-1]
+	s.free = s.free[:len(s.free)-1]
+	c := &s.conns[slot]
+	gen := c.gen
+	*c = conn{fd: fd, gen: gen, reqStart: s.now}
+	c.parser.Reset(s.cfg.Limits)
+	s.local[cAccepted]++
+	s.active++
+	if len(s.free) <= s.reserve && s.acceptArmed && !s.acceptCancelling {
+		// The table is (nearly) full: stop accepting so new connections
+		// wait in the kernel's backlog instead of being dropped. The
+		// reserve absorbs accepts completed before the cancel lands.
+		s.local[cAcceptPaused]++
+		s.acceptPaused = true
+		s.acceptCancelling = true
+		s.r.prepCancel(packUD(opAccept, 0, 0), packUD(opCancel, 0, 0))
+		s.inflight++
+	}
+	s.step(c, slot)
+}
+
+func (s *Shard) buf(slot uint32) []byte {
+	n := uint32(s.cfg.RecvBuffer)
+	return s.bufs[slot*n : (slot+1)*n : (slot+1)*n]
+}
+
+func (s *Shard) onRecv(c *conn, slot uint32, res int32) {
+	c.recvArmed = false
+	switch {
+	case res > 0:
+		s.local[cBytesIn] += uint64(res)
+		if c.closing || c.aborting {
+			return // lingering: discard
+		}
+		c.parseOff, c.parseEnd = 0, uint32(res)
+		s.parse(c, slot)
+	case res == 0:
+		c.peerEOF = true
+		c.closing = true
+	case unix.Errno(-res) == unix.ECANCELED:
+		c.closing = true
+	default: // ECONNRESET, ETIMEDOUT, ...
+		s.local[cResets]++
+		s.abort(c)
+	}
+}
+
+// parse frames buffered bytes into queued answers until they run out, the
+// answer queue is full, or the connection is to close.
+func (s *Shard) parse(c *conn, slot uint32) {
+	b := s.buf(slot)[c.parseOff:c.parseEnd]
+	maxPending := uint32(s.cfg.MaxPipeline)
+	for len(b) > 0 && !c.full(maxPending) {
+		n, r := c.parser.Feed(b)
+		b = b[n:]
+		c.parseOff += uint32(n)
+		switch r {
+		case httpwire.NeedMore:
+			if !c.midRequest {
+				c.midRequest = true
+				if c.answered {
+					c.reqStart = s.now
+				}
+			}
+		case httpwire.Continue:
+			c.enqueue(vContinue)
+		case httpwire.Request:
+			s.local[cRequests]++
+			c.midRequest = false
+			c.answered = true
+			req := c.parser.Request()
+			closeAfter := s.cfg.Mode == ModeClose || !req.KeepAlive || s.seen&ctlDrain != 0
+			c.enqueue(answerVariant(req, closeAfter))
+			if closeAfter {
+				s.finish(c, len(b) > 0)
+				return
+			}
+		case httpwire.Error:
+			s.local[cRejected]++
+			c.enqueue(errorVariant(c.parser.Status()))
+			// The rest of the request may still be arriving: read it
+			// away so our answer is not destroyed by a reset.
+			s.finish(c, true)
+			return
+		}
+	}
+}
+
+// finish marks the connection to close after its queued answers; linger
+// means input may still arrive, so close by half-close and drain.
+func (s *Shard) finish(c *conn, linger bool) {
+	c.closing = true
+	c.linger = c.linger || linger
+	c.parseOff = c.parseEnd
+}
+
+// abort gives up on a connection: nothing more is sent.
+func (s *Shard) abort(c *conn) {
+	c.aborting = true
+	c.closing = true
+	if !c.sending {
+		c.dropQueue()
+	}
+}
+
+func (s *Shard) onSend(c *conn, res int32) {
+	c.sending = false
+	if res < 0 {
+		if unix.Errno(-res) != unix.ECANCELED {
+			s.local[cResets]++
+		}
+		s.abort(c)
+		c.dropQueue()
+		return
+	}
+	s.local[cBytesOut] += uint64(res)
+	c.sendOff += uint32(res)
+	if c.sendOff < c.sendEnd {
+		return // short send: step sends the rest
+	}
+	v := c.head().v
+	s.byResp[v] += uint64(c.sendK)
+	c.popSent(c.sendK)
+	c.sendOff, c.sendEnd, c.sendK = 0, 0, 0
+}
+
+// step queues whatever the connection needs next: frame held-back input,
+// send answers, read more, or close. It is called after every completion
+// that concerns the connection.
+func (s *Shard) step(c *conn, slot uint32) {
+	if c.closeQueued {
+		return
+	}
+	ud := func(o op) uint64 { return packUD(o, c.gen, slot) }
+	if !c.closing && c.parseOff < c.parseEnd && !c.full(uint32(s.cfg.MaxPipeline)) {
+		s.parse(c, slot)
+	}
+	if !c.aborting && !c.sending && c.qlen > 0 {
+		s.send(c, slot)
+		if c.closeQueued {
+			return
+		}
+	}
+	if c.aborting {
+		if c.inflight == 0 {
+			s.queueClose(c, slot)
+		} else if !c.shutQueued {
+			// Ends the recv or send still in flight.
+			s.r.prepShutdown(c.fd, unix.SHUT_RDWR, 0, ud(opShutdown))
+			c.shutQueued = true
+			c.inflight++
+			s.inflight++
+		}
+		return
+	}
+	if !c.closing {
+		if !c.recvArmed && c.parseOff == c.parseEnd && !c.full(uint32(s.cfg.MaxPipeline)) {
+			s.recv(c, slot)
+		}
+		s.setDeadline(c)
+		return
+	}
+	if c.sending || c.qlen > 0 {
+		s.setDeadline(c)
+		return
+	}
+	// Closing, and every answer is out.
+	switch {
+	case c.linger && !c.peerEOF:
+		if !c.lingering {
+			// Half-close so the client sees our answer end, then read
+			// until it closes: closing with unread input would make the
+			// kernel reset the connection and destroy the answer.
+			s.r.prepShutdown(c.fd, unix.SHUT_WR, 0, ud(opShutdown))
+			c.shutQueued = true
+			c.lingering = true
+			c.inflight++
+			s.inflight++
+			c.dlKind, c.deadline = dlLinger, s.now+int64(s.cfg.LingerTimeout)
+		}
+		if !c.recvArmed {
+			s.recv(c, slot)
+		}
+	case c.inflight == 0:
+		s.queueClose(c, slot)
+	case c.recvArmed:
+		// Closing with a recv armed would not end the connection.
+		s.abort(c)
+		s.step(c, slot)
+	}
+}
+
+func (s *Shard) recv(c *conn, slot uint32) {
+	s.r.prepRecv(c.fd, s.buf(slot), packUD(opRecv, c.gen, slot))
+	c.recvArmed = true
+	c.inflight++
+	s.inflight++
+}
+
+// send queues the head run's next batch. When it is the last answer of a
+// connection that closes without lingering, the close is linked to it with
+// IOSQE_IO_HARDLINK: it runs even if the send fails, so no fd leaks.
+func (s *Shard) send(c *conn, slot uint32) {
+	h := c.head()
+	p := &s.resp[h.v]
+	if c.sendEnd == 0 {
+		c.sendK = min(h.count, uint32(p.k))
+		c.sendEnd = c.sendK * uint32(len(p.one))
+	}
+	last := c.qlen == 1 && h.count == c.sendK
+	link := last && c.closing && !c.recvArmed && c.inflight == 0 && (!c.linger || c.peerEOF)
+	var flags uint8
+	if link {
+		flags = sqeIOHardlink
+	}
+	s.r.prepSend(c.fd, p.many[c.sendOff:c.sendEnd], flags, packUD(opSend, c.gen, slot))
+	c.sending = true
+	c.inflight++
+	s.inflight++
+	c.dlKind, c.deadline = dlSend, s.now+int64(s.cfg.SendTimeout)
+	if link {
+		s.queueClose(c, slot)
+	}
+}
+
+func (s *Shard) queueClose(c *conn, slot uint32) {
+	s.r.prepClose(c.fd, packUD(opClose, c.gen, slot))
+	c.closeQueued = true
+	c.inflight++
+	s.inflight++
+	c.dlKind, c.deadline = dlNone, 0
+}
+
+// setDeadline arms the timer for what the connection now waits for.
+func (s *Shard) setDeadline(c *conn) {
+	switch {
+	case c.lingering:
+	case c.sending:
+	case c.midRequest || !c.answered && c.qlen == 0:
+		// A new connection must send its first request within the header
+		// timeout too, or a client that connects and waits holds a slot.
+		c.dlKind, c.deadline = dlHeader, c.reqStart+int64(s.cfg.HeaderTimeout)
+	case c.qlen == 0:
+		c.dlKind, c.deadline = dlIdle, s.now+int64(s.cfg.IdleTimeout)
+	}
+}
+
+// release returns a closed connection's slot to the free list. Its
+// generation changes so late completions for it are recognised as stale.
+func (s *Shard) release(c *conn, slot uint32) {
+	c.fd = -1
+	c.gen = (c.gen + 1) & genMask
+	c.deadline = 0
+	s.free = append(s.free, slot)
+	s.local[cClosed]++
+	s.active--
+}
+
+// sweep closes connections whose deadline passed.
+func (s *Shard) sweep() {
+	s.nextSweep = s.now + sweepEvery
+	for i := range s.conns {
+		c := &s.conns[i]
+		if c.fd < 0 || c.closeQueued || c.deadline == 0 || s.now < c.deadline {
+			continue
+		}
+		c.deadline = 0
+		switch c.dlKind {
+		case dlHeader:
+			s.local[cTimeoutHeader]++
+			if !c.closing && !c.sending && c.qlen == 0 {
+				// Say why, as HAProxy does, then close the usual way.
+				c.enqueue(v408)
+				s.finish(c, true)
+			} else {
+				s.abort(c)
+			}
+		case dlIdle:
+			s.local[cTimeoutIdle]++
+			s.abort(c)
+		case dlSend:
+			s.local[cTimeoutSend]++
+			s.abort(c)
+		case dlLinger:
+			s.local[cTimeoutLinger]++
+			s.abort(c)
+		}
+		s.step(c, uint32(i))
+	}
+}
+
+// publish copies the private counters to the ones other threads read.
+func (s *Shard) publish() {
+	s.dirty = false
+	e := &s.r.enters
+	s.local[cEnterWakeup], s.local[cEnterWait] = e.wakeup, e.wait
+	s.local[cEnterOverflow], s.local[cEnterSQFull] = e.overflow, e.sqFull
+	s.local[cCQOverflow] = uint64(s.r.overflowed())
+	for i := range s.local {
+		s.pub.counters[i].Store(s.local[i])
+	}
+	for i := range s.byResp {
+		s.pub.responses[i].Store(s.byResp[i])
+	}
+	s.pub.active.Store(s.active)
+}
+
+// teardown cancels everything in flight, waits (bounded) for the kernel to
+// let go of the shard's buffers, and closes what is left.
+func (s *Shard) teardown() {
+	r := s.r
+	r.prepCancelAll(packUD(opCancel, 0, 0))
+	s.inflight++
+	deadline := time.Now().Add(time.Second)
+	for s.inflight > 0 && time.Now().Before(deadline) {
+		n := r.ready()
+		if n == 0 {
+			r.wait(int64(10 * time.Millisecond))
+			continue
+		}
+		for i := range n {
+			e := r.cqeAt(i)
+			o, gen, slot := unpackUD(e.UserData)
+			if o == opAccept {
+				if e.Flags&cqeFMore == 0 {
+					s.inflight--
+				}
+				if e.Res >= 0 {
+					_ = unix.Close(int(e.Res))
+				}
+				continue
+			}
+			s.inflight--
+			if slot == orphanSlot || o == opCancel {
+				continue
+			}
+			c := &s.conns[slot]
+			if c.gen == gen && c.fd >= 0 {
+				c.inflight--
+				if o == opClose && unix.Errno(-e.Res) != unix.ECANCELED {
+					s.release(c, slot)
+				}
+			}
+		}
+		r.advance(n)
+	}
+	for i := range s.conns {
+		if c := &s.conns[i]; c.fd >= 0 {
+			_ = unix.Close(int(c.fd))
+			s.release(c, uint32(i))
+		}
+	}
+	s.publish()
+	s.acceptArmed = false
+	s.seen |= ctlStopAccept
+	s.checkAcceptStopped()
+}
