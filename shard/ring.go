@@ -331,7 +331,9 @@ func (r *ring) wait(timeoutNs int64) {
 	}
 	r.enters.wait++
 	flags := uint32(enterGetEvents)
-	if r.sqPoll() && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+	if r.sqPoll() && r.sqeTail != atomic.LoadUint32(r.sqHead) && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+		// Wake the poller only for SQEs it has not taken: a wake-up
+		// with nothing to submit costs a full CPU for sq_thread_idle.
 		flags |= enterSQWakeup
 	}
 	if timeoutNs <= 0 {
@@ -410,6 +412,16 @@ func (r *ring) prepSend(fd int32, buf []byte, link uint8, ud uint64) {
 	e.UserData = ud
 }
 
+// prepRead queues read(2) of buf from fd.
+func (r *ring) prepRead(fd int, buf []byte, ud uint64) {
+	e := r.getSQE()
+	e.OpCode = giouring.OpRead
+	e.Fd = int32(fd)
+	e.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
+	e.Len = uint32(len(buf))
+	e.UserData = ud
+}
+
 // prepShutdown queues shutdown(2). Since 5.11.
 func (r *ring) prepShutdown(fd int32, how int, link uint8, ud uint64) {
 	e := r.getSQE()
@@ -478,4 +490,5 @@ var requiredOps = []probeOp{
 	{giouring.OpClose, "IORING_OP_CLOSE", "5.6"},
 	{giouring.OpShutdown, "IORING_OP_SHUTDOWN", "5.11"},
 	{giouring.OpAsyncCancel, "IORING_OP_ASYNC_CANCEL", "5.5"},
+	{giouring.OpRead, "IORING_OP_READ", "5.6"},
 }

@@ -2,7 +2,9 @@ package shard
 
 import (
 	"fmt"
+	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,8 +77,8 @@ func (c *Config) setDefaults() {
 	defd(&c.LingerTimeout, 5*time.Second)
 }
 
-// sweepEvery is how often deadlines are checked. Timeouts are coarse by
-// this much; checking costs a walk over the table, not a syscall.
+// sweepEvery is the least time between two deadline sweeps: timeouts are
+// coarse by this much. A sweep walks the table; it costs no syscall.
 const sweepEvery = int64(100 * time.Millisecond)
 
 // publishEvery is how many busy loop iterations pass between copies of the
@@ -126,6 +128,12 @@ type Shard struct {
 	ctl           atomic.Uint32 // ctlDrain | ctlStopAccept | ctlStop, set by other goroutines
 	acceptStopped chan struct{}
 	done          chan struct{}
+
+	// wakeFD is an eventfd a read is always armed on, so a control change
+	// wakes a shard blocked in io_uring_enter; wakeBuf receives the reads.
+	wakeFD    int
+	wakeBuf   [8]byte
+	closeWake sync.Once
 }
 
 // Control bits other goroutines set and the loop reads once per iteration.
@@ -155,6 +163,9 @@ func Start(cfg Config) (*Shard, error) {
 
 		acceptStopped: make(chan struct{}),
 	}
+	if s.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+		return nil, fmt.Errorf("shard %d: %w", cfg.ID, os.NewSyscallError("eventfd", err))
+	}
 	for i := cfg.MaxConns - 1; i >= 0; i-- {
 		s.conns[i].fd = -1
 		s.free = append(s.free, uint32(i))
@@ -163,6 +174,7 @@ func Start(cfg Config) (*Shard, error) {
 	go s.run(ready)
 	if err := <-ready; err != nil {
 		<-s.done
+		s.releaseWake()
 		return nil, err
 	}
 	return s, nil
@@ -203,6 +215,7 @@ func (s *Shard) run(ready chan<- error) {
 	s.r = r
 	s.epoch = time.Now()
 	s.armAccept()
+	s.armWake()
 	r.submit()
 	ready <- nil
 	s.loop()
@@ -214,6 +227,11 @@ func (s *Shard) run(ready chan<- error) {
 func (s *Shard) Stop() {
 	s.setCtl(ctlStop)
 	<-s.done
+	s.releaseWake()
+}
+
+func (s *Shard) releaseWake() {
+	s.closeWake.Do(func() { _ = unix.Close(s.wakeFD) })
 }
 
 // Drain makes the shard answer every further request with
@@ -235,10 +253,23 @@ func (s *Shard) AcceptStopped() <-chan struct{} { return s.acceptStopped }
 func (s *Shard) setCtl(bit uint32) {
 	for {
 		old := s.ctl.Load()
-		if old&bit != 0 || s.ctl.CompareAndSwap(old, old|bit) {
+		if old&bit != 0 {
 			return
 		}
+		if s.ctl.CompareAndSwap(old, old|bit) {
+			break
+		}
 	}
+	// Wake the loop if it is blocked in io_uring_enter. EAGAIN (the counter
+	// is full) means a wake-up is pending anyway.
+	one := [8]byte{1}
+	_, _ = unix.Write(s.wakeFD, one[:])
+}
+
+// armWake keeps a read armed on the control eventfd.
+func (s *Shard) armWake() {
+	s.r.prepRead(s.wakeFD, s.wakeBuf[:], packUD(opWake, 0, 0))
+	s.inflight++
 }
 
 // Done is closed when the shard has stopped.
@@ -332,6 +363,7 @@ func (s *Shard) idle() {
 		return
 	}
 	s.r.wait(max(s.nextSweep-s.now, int64(time.Millisecond)))
+	s.dirty = true // the wait is counted
 }
 
 // dispatch routes one completion.
@@ -343,6 +375,12 @@ func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
 		return
 	case opCancel:
 		s.inflight--
+		return
+	case opWake:
+		s.inflight--
+		if s.ctl.Load()&ctlStop == 0 {
+			s.armWake()
+		}
 		return
 	}
 	s.inflight--
@@ -672,12 +710,19 @@ func (s *Shard) release(c *conn, slot uint32) {
 	s.active--
 }
 
-// sweep closes connections whose deadline passed.
+// sweep closes connections whose deadline passed and schedules the next
+// sweep at the earliest deadline left. A deadline set after this sweep is
+// at least minTimeout away, so scheduling no later than now+minTimeout
+// misses none; an idle shard thus wakes every few seconds at most.
 func (s *Shard) sweep() {
-	s.nextSweep = s.now + sweepEvery
+	next := s.now + s.minTimeout()
 	for i := range s.conns {
 		c := &s.conns[i]
-		if c.fd < 0 || c.closeQueued || c.deadline == 0 || s.now < c.deadline {
+		if c.fd < 0 || c.closeQueued || c.deadline == 0 {
+			continue
+		}
+		if s.now < c.deadline {
+			next = min(next, c.deadline)
 			continue
 		}
 		c.deadline = 0
@@ -702,7 +747,17 @@ func (s *Shard) sweep() {
 			s.abort(c)
 		}
 		s.step(c, uint32(i))
+		if c.deadline != 0 {
+			next = min(next, c.deadline)
+		}
 	}
+	s.nextSweep = max(next, s.now+sweepEvery)
+}
+
+// minTimeout is the shortest of the connection timeouts.
+func (s *Shard) minTimeout() int64 {
+	c := &s.cfg
+	return int64(min(c.HeaderTimeout, c.IdleTimeout, c.SendTimeout, c.LingerTimeout))
 }
 
 // publish copies the private counters to the ones other threads read.
@@ -747,7 +802,7 @@ func (s *Shard) teardown() {
 				continue
 			}
 			s.inflight--
-			if slot == orphanSlot || o == opCancel {
+			if slot == orphanSlot || o == opCancel || o == opWake {
 				continue
 			}
 			c := &s.conns[slot]

@@ -21,6 +21,7 @@ const (
 	opShutdown
 	opClose
 	opCancel
+	opWake // the control eventfd was written: another goroutine set a control bit
 )
 
 const genMask = 1<<24 - 1

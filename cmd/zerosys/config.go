@@ -25,6 +25,8 @@ type config struct {
 	pollerCPUs string
 	sqpoll     string
 	sqIdle     time.Duration
+	idle       string
+	spinWindow time.Duration
 
 	mode     string
 	maxConns int
@@ -45,6 +47,10 @@ type config struct {
 	idleTimeout   time.Duration
 	sendTimeout   time.Duration
 	lingerTimeout time.Duration
+
+	metricsAddr  string
+	drainDelay   time.Duration
+	drainTimeout time.Duration
 
 	logFormat string
 	version   bool
@@ -70,12 +76,15 @@ const usageHead = `zerosys: an HTTP/1.1 server that answers every request with a
 response and spends no system call per request (io_uring, SQPOLL).
 
 Usage:
-  zerosys [flags]
+  zerosys [flags]         serve
+  zerosys check [flags]   report what this machine allows; exit 1 if zerosys cannot run as configured
 
 Examples:
   zerosys                                   # :8080, a CPU plan that fits the machine
   zerosys --sqpoll off --shards 2           # no poller threads: for shared CPUs
+  zerosys --idle spin --cpus 0 --poller-cpus 1  # the original experiment: spin forever
   zerosys --cpus 0,2 --poller-cpus 1,3      # two shards, each poller on its own CPU
+  zerosys check --addr :80                  # can this machine run zerosys on :80?
   zerosys --mode close                      # one answer per connection, then close
   zerosys --body-size 65536 --status 200    # a 64 KiB body for large-response tests
 
@@ -91,11 +100,11 @@ var flagGroups = []struct {
 	names []string
 }{
 	{"Listening", []string{"addr", "backlog", "allow-shared-port"}},
-	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "sq-idle"}},
+	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
 	{"Connections", []string{"mode", "max-conns", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header"}},
-	{"Other", []string{"log-format", "version"}},
+	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -107,8 +116,10 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.shards, "shards", 0, "number of shards (0: fit the CPUs, see README)")
 	fs.StringVar(&c.cpus, "cpus", "", "CPUs for shard threads, like 0-3,8 (default: from the CPUs this process may use)")
 	fs.StringVar(&c.pollerCPUs, "poller-cpus", "", "CPUs for SQPOLL kernel pollers, one per shard")
-	fs.StringVar(&c.sqpoll, "sqpoll", "on", "on: kernel poller per shard, shard busy-polls (needs 2 CPUs a shard); off: no poller, the shard waits for completions")
-	fs.DurationVar(&c.sqIdle, "sq-idle", 100*time.Millisecond, "how long an SQPOLL poller spins without work before it sleeps (rounded up to ms)")
+	fs.StringVar(&c.sqpoll, "sqpoll", "on", "on: a kernel poller per shard submits its I/O, so serving costs no syscall; off: no poller, the shard submits and waits itself (for CPUs shared with other work)")
+	fs.StringVar(&c.idle, "idle", "adaptive", "with --sqpoll on: spin (busy-poll forever; the shard and its poller each need their own CPU) or adaptive (busy-poll under load, block in the kernel after --spin-window without completions)")
+	fs.DurationVar(&c.spinWindow, "spin-window", 10*time.Millisecond, "with --idle adaptive: how long to busy-poll without completions before blocking")
+	fs.DurationVar(&c.sqIdle, "sq-idle", 10*time.Millisecond, "how long an SQPOLL poller spins without work before it sleeps (rounded up to ms)")
 	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
 	fs.IntVar(&c.maxConns, "max-conns", 4096, "connection slots per shard; when full, new connections wait in the backlog")
 	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "receive buffer bytes per connection slot")
@@ -125,6 +136,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.bodySize, "body-size", 0, "a response body of this many bytes (for large-response tests)")
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "serve /metrics (Prometheus), /healthz and /readyz here; empty disables")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with /readyz failing, so load balancers notice")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "then close connections still open after this long")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&c.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -179,6 +193,12 @@ func (c *config) validate() error {
 	if c.sqpoll != "on" && c.sqpoll != "off" {
 		bad("--sqpoll %q: want on or off", c.sqpoll)
 	}
+	if c.idle != "spin" && c.idle != "adaptive" {
+		bad("--idle %q: want spin or adaptive", c.idle)
+	}
+	if c.drainDelay < 0 || c.drainTimeout < 0 {
+		bad("--drain-delay and --drain-timeout: want durations of 0 or more")
+	}
 	if c.mode != "keepalive" && c.mode != "close" {
 		bad("--mode %q: want keepalive or close", c.mode)
 	}
@@ -221,7 +241,7 @@ func (c *config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"header-timeout", c.headerTimeout}, {"idle-timeout", c.idleTimeout}, {"send-timeout", c.sendTimeout}, {"linger-timeout", c.lingerTimeout}, {"sq-idle", c.sqIdle}} {
+	}{{"header-timeout", c.headerTimeout}, {"idle-timeout", c.idleTimeout}, {"send-timeout", c.sendTimeout}, {"linger-timeout", c.lingerTimeout}, {"sq-idle", c.sqIdle}, {"spin-window", c.spinWindow}} {
 		if d.v <= 0 {
 			bad("--%s %s: want a positive duration like 500ms or 30s", d.name, d.v)
 		}
@@ -234,7 +254,7 @@ func (c *config) validate() error {
 
 // planConfig turns the CPU flags into an affinity request.
 func (c *config) planConfig(allowed affinity.CPUSet) (affinity.PlanConfig, error) {
-	pc := affinity.PlanConfig{Allowed: allowed, Shards: c.shards, SQPoll: c.sqpoll == "on", Spin: c.sqpoll == "on"}
+	pc := affinity.PlanConfig{Allowed: allowed, Shards: c.shards, SQPoll: c.sqpoll == "on", Spin: c.sqpoll == "on" && c.idle == "spin"}
 	var err error
 	if c.cpus != "" {
 		if pc.CPUs, err = affinity.ParseList(c.cpus); err != nil {

@@ -8,7 +8,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +17,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"go.uber.org/automaxprocs/maxprocs"
 
@@ -36,6 +37,10 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	check := len(args) > 0 && args[0] == "check"
+	if check {
+		args = args[1:]
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -49,25 +54,39 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, "zerosys", buildVersion())
 		return 0
 	}
+	if check {
+		return runCheck(cfg, stdout)
+	}
 	log := newLogger(cfg.logFormat, stderr)
+	// Signals are caught from here on, so one arriving during start-up
+	// still drains rather than killing a half-started server.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	srv, err := start(cfg, log)
 	if err != nil {
-		log.Error("cannot start", "err", err)
 		fmt.Fprintf(stderr, "zerosys: %v\n", err)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	select {
-	case <-ctx.Done():
-		// From here a second signal gets the default action: exit at once.
-		stop()
-		log.Info("stopping", "reason", "signal")
+	case sig := <-sigs:
+		log.Info("draining", "signal", sig.String(), "drain_delay", cfg.drainDelay, "drain_timeout", cfg.drainTimeout)
+		// A second signal exits at once, without draining.
+		go func() {
+			sig := <-sigs
+			log.Warn("second signal: exiting now", "signal", sig.String())
+			os.Exit(1)
+		}()
+		srv.drain(cfg, log)
 	case <-srv.anyDone():
 		log.Error("a shard stopped unexpectedly; stopping")
+		srv.stop()
+		srv.logStats(log)
+		return 1
 	}
 	srv.stop()
 	srv.logStats(log)
+	log.Info("stopped")
 	return 0
 }
 
@@ -92,28 +111,28 @@ func buildVersion() string {
 	return version
 }
 
-// server is the running set of shards and their listeners.
+// server is the running set of shards, their listeners and the metrics
+// endpoint.
 type server struct {
 	plan   affinity.Plan
+	idle   string // SQPOLL idle policy, for metrics
 	group  *listener.Group
 	shards []*shard.Shard
+	ops    *opsServer
+	ready  atomic.Bool
 }
 
-// start checks the plan, opens the listeners and starts every shard; on any
-// failure it undoes what it did and returns one actionable error.
+// start runs the preflight checks, opens the listeners and starts every
+// shard; on any failure it undoes what it did and returns one actionable
+// error, the same `zerosys check` prints.
 func start(cfg *config, log *slog.Logger) (*server, error) {
-	allowed, err := affinity.Allowed()
-	if err != nil {
-		return nil, err
+	results, planp := preflight(cfg)
+	for _, r := range results {
+		if r.err != nil {
+			return nil, fmt.Errorf("%s: %w", r.name, r.err)
+		}
 	}
-	pc, err := cfg.planConfig(allowed)
-	if err != nil {
-		return nil, err
-	}
-	plan, err := affinity.MakePlan(pc)
-	if err != nil {
-		return nil, err
-	}
+	plan := *planp
 	setMaxProcs(len(plan.Shards), log)
 	resp, err := cfg.response()
 	if err != nil {
@@ -124,7 +143,10 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &server{plan: plan, group: group}
+	srv := &server{plan: plan, group: group, idle: cfg.idle}
+	if !plan.SQPoll {
+		srv.idle = "wait"
+	}
 	mode := shard.ModeKeepAlive
 	if cfg.mode == "close" {
 		mode = shard.ModeClose
@@ -137,6 +159,8 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			SQPoll:        plan.SQPoll,
 			PollerCPU:     a.PollerCPU,
 			SQIdle:        cfg.sqIdle,
+			Spin:          plan.Spin,
+			SpinWindow:    cfg.spinWindow,
 			Mode:          mode,
 			Response:      resp,
 			Limits:        cfg.limits(),
@@ -154,17 +178,78 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		}
 		srv.shards = append(srv.shards, s)
 	}
+	srv.ready.Store(true)
+	metrics := "off"
+	if cfg.metricsAddr != "" {
+		if srv.ops, err = startOps(cfg.metricsAddr, srv, &srv.ready); err != nil {
+			srv.stop()
+			return nil, err
+		}
+		metrics = srv.ops.addr.String()
+	}
 	log.Info("zerosys serving",
 		"addr", group.Addr.String(),
+		"metrics", metrics,
 		"version", buildVersion(),
 		"mode", cfg.mode,
 		"sqpoll", cfg.sqpoll,
+		"idle", srv.idle,
 		"shards", len(plan.Shards),
 		"plan", plan.String(),
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 		"max_conns_per_shard", cfg.maxConns,
+		"kernel_features", "multishot accept, SEND+CLOSE hardlink, EXT_ARG waits",
 	)
 	return srv, nil
+}
+
+// drain stops the server without losing a request: readiness fails at
+// once; after --drain-delay the listeners take no new connection and the
+// ones already queued are accepted and served; every further answer says
+// "Connection: close"; connections still open at --drain-timeout are cut.
+func (s *server) drain(cfg *config, log *slog.Logger) {
+	s.ready.Store(false)
+	time.Sleep(cfg.drainDelay)
+	deadline := time.Now().Add(cfg.drainTimeout)
+	for i, sh := range s.shards {
+		if err := s.group.Quiesce(i); err != nil {
+			log.Warn("cannot quiesce a listener; connections queued at close may be reset", "shard", i, "err", err)
+		}
+		sh.Drain()
+	}
+	// Take what the kernel already queued before closing the listeners:
+	// closing them would reset those connections.
+	for i := range s.shards {
+		for time.Now().Before(deadline) {
+			if n, err := s.group.Pending(i); err != nil || n == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		s.shards[i].StopAccepting()
+	}
+	for _, sh := range s.shards {
+		select {
+		case <-sh.AcceptStopped():
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	_ = s.group.Close()
+	for time.Now().Before(deadline) && s.active() > 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := s.active(); n > 0 {
+		log.Info("drain timeout: closing connections still open", "connections", n)
+	}
+}
+
+// active counts open connections over all shards.
+func (s *server) active() uint64 {
+	var n uint64
+	for _, sh := range s.shards {
+		n += sh.Stats().Active
+	}
+	return n
 }
 
 // setMaxProcs honours a cgroup CPU quota (automaxprocs), then makes sure the
@@ -195,10 +280,12 @@ func (s *server) anyDone() <-chan struct{} {
 }
 
 func (s *server) stop() {
+	s.ready.Store(false)
 	for _, sh := range s.shards {
 		sh.Stop()
 	}
 	_ = s.group.Close()
+	s.ops.close()
 }
 
 // logStats writes one line per shard with its final counters, so a run can
