@@ -1,8 +1,12 @@
 package shard
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // The kernel reads these structs by layout; a drift would corrupt setup or
@@ -61,5 +65,27 @@ func TestUserData(t *testing.T) {
 	// completions differ from its new ones for 16M reuses.
 	if _, gen, _ := unpackUD(packUD(opRecv, genMask+1, 3)); gen != 0 {
 		t.Errorf("generation %d did not wrap to 0", gen)
+	}
+}
+
+// Each way io_uring_setup can fail gets a line that says what to do.
+func TestSetupErrorMessages(t *testing.T) {
+	cases := []struct {
+		err    error
+		sqpoll bool
+		want   string
+	}{
+		{unix.ENOSYS, false, "seccomp"},
+		{unix.EPERM, false, "kernel.io_uring_disabled"},
+		{unix.EPERM, true, "--sqpoll off"},
+		{unix.ENOMEM, false, "RLIMIT_MEMLOCK"},
+		{unix.EINVAL, false, "DEFER_TASKRUN"},
+		{unix.EINVAL, true, "SQPOLL with SQ_AFF on cpu 3"},
+	}
+	for _, c := range cases {
+		err := setupError(c.err, ringOptions{sqPoll: c.sqpoll, pollerCPU: 3})
+		if !strings.Contains(err.Error(), c.want) || !errors.Is(err, c.err) {
+			t.Errorf("setupError(%v, sqpoll=%v) = %q; want it to mention %q and wrap the errno", c.err, c.sqpoll, err, c.want)
+		}
 	}
 }

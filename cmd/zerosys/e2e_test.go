@@ -1,0 +1,661 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestCurl(t *testing.T) {
+	curl := needTool(t, "curl")
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1")
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-si"}, []string{"HTTP/1.1 200 OK\r\n", "Content-Type: text/plain\r\n", "Content-Length: 16\r\n", "\r\n\r\nHave a nice day!"}},
+		{[]string{"-si", "--http1.0"}, []string{"HTTP/1.1 200 OK\r\n", "Connection: close\r\n", "Have a nice day!"}},
+		{[]string{"-sI"}, []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 16\r\n"}},
+		{[]string{"-si", "-X", "OPTIONS", "--request-target", "*"}, []string{"HTTP/1.1 200 OK\r\n"}},
+		{[]string{"-si", "-d", "hello", "-H", "Transfer-Encoding: chunked"}, []string{"HTTP/1.1 200 OK\r\n", "Have a nice day!"}},
+		{[]string{"-si", "-d", "@-", "-H", "Expect: 100-continue"}, []string{"HTTP/1.1 100 Continue\r\n", "HTTP/1.1 200 OK\r\n"}},
+	} {
+		cmd := exec.Command(curl, append(c.args, "--max-time", "5", p.url("/"))...)
+		cmd.Stdin = strings.NewReader(strings.Repeat("x", 2000))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("curl %v: %v", c.args, err)
+		}
+		for _, w := range c.want {
+			if !bytes.Contains(out, []byte(w)) {
+				t.Errorf("curl %v: output %q lacks %q", c.args, out, w)
+			}
+		}
+		if c.args[0] == "-sI" && bytes.Contains(out, []byte("Have a nice day!")) {
+			t.Errorf("HEAD answer has a body: %q", out)
+		}
+	}
+	p.stop(t)
+}
+
+// straceCount attaches strace to every thread of pid for as long as f
+// runs and returns how many syscalls they made.
+func straceCount(t *testing.T, pid int, f func()) (int, string) {
+	t.Helper()
+	out := t.TempDir() + "/strace"
+	cmd := exec.Command("strace", "-f", "-c", "-o", out, "-p", strconv.Itoa(pid))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // attached to every thread
+	f()
+	_ = cmd.Process.Signal(syscall.SIGINT) // detach and write the summary
+	_ = cmd.Wait()
+	summary, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(summary), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[len(f)-1] == "total" {
+			n, err := strconv.Atoi(f[3])
+			if err != nil {
+				t.Fatalf("strace total line %q", line)
+			}
+			return n, string(summary)
+		}
+	}
+	return 0, string(summary) // no syscall at all
+}
+
+// TestZeroSyscallsPerRequest is the project's central claim: with one
+// SQPOLL shard serving, requests cost the process no syscalls. strace
+// counts every thread's syscalls over an idle window and over an equal
+// window under load; the Go runtime's own background calls are in both.
+func TestZeroSyscallsPerRequest(t *testing.T) {
+	needTool(t, "strace")
+	cpus := needCPUs(t, 2)
+	for _, mode := range []string{"keepalive", "close"} {
+		t.Run(mode, func(t *testing.T) {
+			p := startZerosys(t, "--sqpoll", "on", "--idle", "spin", "--mode", mode,
+				"--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1]))
+			pid := p.cmd.Process.Pid
+			const window = 2 * time.Second
+			idle, _ := straceCount(t, pid, func() { time.Sleep(window) })
+			before := p.scrape(t)
+			var requests atomic.Int64
+			busy, summary := straceCount(t, pid, func() { load(t, p.addr, mode == "close", window, &requests) })
+			after := p.scrape(t)
+			n := requests.Load()
+			served := after.sum("zerosys_requests_total") - before.sum("zerosys_requests_total")
+			enters := after.sum("zerosys_io_uring_enter_total") - before.sum("zerosys_io_uring_enter_total")
+			perReq := float64(busy-idle) / float64(n)
+			t.Logf("%s: %d requests (%0.f counted by zerosys); strace: idle %d, busy %d syscalls -> %.5f per request; io_uring_enter by the shard: %.0f",
+				mode, n, served, idle, busy, perReq, enters)
+			if n < 2000 {
+				t.Fatalf("only %d requests in %v; the claim needs at least 2000", n, window)
+			}
+			if perReq >= 0.01 {
+				t.Errorf("%.4f syscalls per request (busy %d - idle %d over %d requests), want < 0.01\n%s", perReq, busy, idle, n, summary)
+			}
+			if enters/float64(n) >= 0.01 {
+				t.Errorf("the shard entered the kernel %.0f times for %d requests", enters, n)
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// load sends requests until d passes: keep-alive requests over 8
+// connections, or one request per connection with close.
+func load(t *testing.T, addr string, closeEach bool, d time.Duration, count *atomic.Int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	req := []byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 4096)
+			var c net.Conn
+			defer func() {
+				if c != nil {
+					c.Close()
+				}
+			}()
+			for ctx.Err() == nil {
+				if c == nil {
+					var err error
+					if c, err = net.Dial("tcp", addr); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if _, err := c.Write(req); err != nil {
+					errs <- err
+					return
+				}
+				if closeEach {
+					got, err := io.ReadAll(c)
+					if err != nil || !bytes.HasSuffix(got, []byte("Have a nice day!")) {
+						errs <- fmt.Errorf("close-mode answer %q, %v", got, err)
+						return
+					}
+					c.Close()
+					c = nil
+				} else if err := readAnswer(c, buf); err != nil {
+					errs <- err
+					return
+				}
+				count.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// readAnswer reads one default answer (a fixed length) into buf.
+func readAnswer(c net.Conn, buf []byte) error {
+	const size = len("HTTP/1.1 200 OK\r\nServer: zerosys\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!")
+	if _, err := io.ReadFull(c, buf[:size]); err != nil {
+		return err
+	}
+	if !bytes.HasSuffix(buf[:size], []byte("Have a nice day!")) {
+		return fmt.Errorf("unexpected answer %q", buf[:size])
+	}
+	return nil
+}
+
+// TestNoResetsOnClose runs zerosys and a client in a network namespace of
+// its own, so the kernel's TCP counters there see only this traffic:
+// closing with unread input (TCPAbortOnClose) or receiving data after close
+// (TCPAbortOnData) would mean answers destroyed by a reset. The client
+// reads every answer to EOF, so any abort counted is the server's.
+func TestNoResetsOnClose(t *testing.T) {
+	needRoot(t)
+	ip, nstat := needTool(t, "ip"), needTool(t, "nstat")
+	ns := fmt.Sprintf("zerosys-test-%d", os.Getpid())
+	if out, err := exec.Command(ip, "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("cannot create a network namespace: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(ip, "netns", "del", ns).Run() })
+	if out, err := exec.Command(ip, "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	for _, mode := range []struct{ name, flag, header string }{
+		{"close-mode", "close", "X-Test: 1"},
+		{"keepalive-mode-connection-close", "keepalive", "Connection: close"},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			p := startCommand(t, exec.Command(ip, "netns", "exec", ns, binary, "--addr", "127.0.0.1:8080", "--metrics-addr", "",
+				"--sqpoll", "off", "--shards", "1", "--mode", mode.flag))
+			counters := func() map[string]int {
+				out, err := exec.Command(ip, "netns", "exec", ns, nstat, "-asz", "TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose", "TcpPassiveOpens").Output()
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := map[string]int{}
+				for _, line := range strings.Split(string(out), "\n") {
+					if f := strings.Fields(line); len(f) >= 2 {
+						m[f[0]], _ = strconv.Atoi(f[1])
+					}
+				}
+				return m
+			}
+			before := counters()
+			n, err := closingClientInNetns(ns, "127.0.0.1:8080", mode.header, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after := counters()
+			opens := after["TcpPassiveOpens"] - before["TcpPassiveOpens"]
+			t.Logf("%d connections, each answered and closed", n)
+			if n < 500 || opens < n {
+				t.Fatalf("only %d connections (%d passive opens)", n, opens)
+			}
+			for _, k := range []string{"TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose"} {
+				if d := after[k] - before[k]; d != 0 {
+					t.Errorf("%s rose by %d over %d connections", k, d, n)
+				}
+			}
+			p.stop(t)
+		})
+	}
+}
+
+// closingClientInNetns opens connections from inside network namespace ns
+// for d, each sending one request and reading the answer to EOF.
+func closingClientInNetns(ns, addr, header string, d time.Duration) (int, error) {
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		// The thread enters the namespace and exits with the goroutine
+		// (never unlocked), so no other goroutine runs in the namespace.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			done <- result{0, err}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			done <- result{0, fmt.Errorf("setns: %w", err)}
+			return
+		}
+		req := []byte("GET / HTTP/1.1\r\nHost: t\r\n" + header + "\r\n\r\n")
+		n := 0
+		for end := time.Now().Add(d); time.Now().Before(end); n++ {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				done <- result{n, err}
+				return
+			}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.Write(req); err != nil {
+				c.Close()
+				done <- result{n, err}
+				return
+			}
+			got, err := io.ReadAll(c)
+			c.Close()
+			if err != nil || !bytes.HasSuffix(got, []byte("Have a nice day!")) || !bytes.Contains(got, []byte("Connection: close")) {
+				done <- result{n, fmt.Errorf("connection %d: answer %q, %v", n, got, err)}
+				return
+			}
+		}
+		done <- result{n, nil}
+	}()
+	r := <-done
+	return r.n, r.err
+}
+
+func TestStartupErrors(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	shared := reusePortListener(t)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"address in use", []string{"--addr", held.Addr().String()}, 1, "address already in use"},
+		{"foreign SO_REUSEPORT", []string{"--addr", shared}, 1, "another process is already listening"},
+		{"bad CPU list", []string{"--cpus", "0-x"}, 1, "bad CPU list"},
+		{"CPU not allowed", []string{"--sqpoll", "off", "--cpus", "4000"}, 1, "4000"},
+		{"spin shares its poller's CPU", []string{"--idle", "spin", "--cpus", "0", "--poller-cpus", "0"}, 1, "starve"},
+		{"too many shards", []string{"--sqpoll", "off", "--shards", "4096"}, 1, "shards"},
+		{"bad flag value", []string{"--sqpoll", "maybe"}, 2, "want on or off"},
+		{"bad status", []string{"--status", "99"}, 2, "final status"},
+		{"header zerosys owns", []string{"--header", "Content-Length: 3"}, 1, "sets Content-Length itself"},
+		{"two bodies", []string{"--body", "x", "--body-size", "10"}, 2, "at most one"},
+		{"stray argument", []string{"serve"}, 2, "unexpected argument"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(binary, append([]string{"--metrics-addr", ""}, c.args...)...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != c.code {
+				t.Fatalf("exit %v, want code %d; output:\n%s", err, c.code, out)
+			}
+			if !bytes.Contains(out, []byte(c.want)) {
+				t.Errorf("output lacks %q:\n%s", c.want, out)
+			}
+		})
+	}
+}
+
+// reusePortListener holds a loopback port with SO_REUSEPORT, as a
+// leftover server would; it returns the address.
+func reusePortListener(t *testing.T) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 16); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+}
+
+func TestCheckCommand(t *testing.T) {
+	out, err := exec.Command(binary, "check", "--sqpoll", "off", "--addr", "127.0.0.1:0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("check failed: %v\n%s", err, out)
+	}
+	for _, w := range []string{"ok   kernel", "ok   io_uring ", "ok   cpu plan", "ok   address", "zerosys can run as configured"} {
+		if !bytes.Contains(out, []byte(w)) {
+			t.Errorf("check output lacks %q:\n%s", w, out)
+		}
+	}
+	out, err = exec.Command(binary, "check", "--idle", "spin", "--cpus", "0", "--poller-cpus", "0").CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !bytes.Contains(out, []byte("FAIL cpu plan")) {
+		t.Errorf("check of an impossible plan: %v\n%s", err, out)
+	}
+}
+
+// TestMetricsMatchTraffic sends known traffic and reads it back.
+func TestMetricsMatchTraffic(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1")
+	const good, bad, conns = 120, 5, 4
+	for i := range conns {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", good/conns))
+		br := bufio.NewReader(c)
+		for j := range good / conns {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("conn %d answer %d: %v", i, j, err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}
+		c.Close()
+	}
+	for range bad {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprint(c, "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	var m metrics
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m = p.scrape(t)
+		if m.sum("zerosys_connections_active") == 0 && m.sum("zerosys_requests_total") == good || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checks := []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"zerosys_requests_total", nil, good},
+		{"zerosys_responses_total", []string{`code="200"`}, good},
+		{"zerosys_responses_total", []string{`code="400"`}, bad},
+		{"zerosys_requests_rejected_total", nil, bad},
+		{"zerosys_connections_accepted_total", nil, conns + bad},
+		{"zerosys_connections_closed_total", nil, conns + bad},
+		{"zerosys_connections_active", nil, 0},
+		{"zerosys_ready", nil, 1},
+		{"zerosys_build_info", nil, 1},
+		{"zerosys_shard_info", []string{`sqpoll="off"`}, 1},
+	}
+	for _, c := range checks {
+		if got := m.sum(c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	for _, name := range []string{"zerosys_io_uring_enter_total", "zerosys_loop_iterations_total", "go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := findSeries(m, name); !ok {
+			t.Errorf("no %s series", name)
+		}
+	}
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get("http://" + p.metrics + path)
+		if err != nil || resp.StatusCode != want {
+			t.Errorf("GET %s: %v %v, want %d", path, resp.Status, err, want)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
+	p.stop(t)
+}
+
+func findSeries(m metrics, name string) (string, bool) {
+	for k := range m {
+		if k == name || strings.HasPrefix(k, name+"{") {
+			return k, true
+		}
+	}
+	return "", false
+}
+
+// TestDrainLosesNothing stops zerosys while keep-alive clients send
+// requests back to back and reconnect after each close: every request
+// written must get a complete answer, and every connection must end only
+// after an answer that said "Connection: close".
+func TestDrainLosesNothing(t *testing.T) {
+	for _, args := range [][]string{
+		{"--sqpoll", "off", "--shards", "1"},
+		{"--sqpoll", "off"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			p := startZerosys(t, append(args, "--drain-delay", "300ms", "--drain-timeout", "5s")...)
+			const clients = 32
+			var (
+				wg                          sync.WaitGroup
+				written, answered, closings atomic.Int64
+				refused                     atomic.Int64
+				failures                    = make(chan string, clients)
+			)
+			start := make(chan struct{})
+			for i := range clients {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for conn := 0; ; conn++ {
+						c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+						if err != nil {
+							refused.Add(1) // the listener is gone: nothing was written
+							return
+						}
+						_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+						br := bufio.NewReader(c)
+						for {
+							if _, err := fmt.Fprintf(c, "GET /%d/%d HTTP/1.1\r\nHost: t\r\n\r\n", i, conn); err != nil {
+								failures <- fmt.Sprintf("client %d: write: %v", i, err)
+								c.Close()
+								return
+							}
+							written.Add(1)
+							resp, err := http.ReadResponse(br, nil)
+							if err != nil {
+								failures <- fmt.Sprintf("client %d: request written, no answer: %v", i, err)
+								c.Close()
+								return
+							}
+							body, err := io.ReadAll(resp.Body)
+							if err != nil || string(body) != "Have a nice day!" {
+								failures <- fmt.Sprintf("client %d: incomplete answer %q: %v", i, body, err)
+								c.Close()
+								return
+							}
+							answered.Add(1)
+							if resp.Close {
+								closings.Add(1)
+								if _, err := br.ReadByte(); err != io.EOF {
+									failures <- fmt.Sprintf("client %d: after Connection: close: %v", i, err)
+								}
+								c.Close()
+								break // reconnect
+							}
+						}
+					}
+				}()
+			}
+			close(start)
+			time.Sleep(500 * time.Millisecond)
+			p.signal(t, syscall.SIGTERM)
+			time.Sleep(100 * time.Millisecond)
+			resp, err := http.Get("http://" + p.metrics + "/readyz")
+			if err == nil {
+				if resp.StatusCode != http.StatusServiceUnavailable {
+					t.Errorf("/readyz during drain: %d, want 503", resp.StatusCode)
+				}
+				resp.Body.Close()
+			} else {
+				t.Errorf("/readyz during drain-delay: %v", err)
+			}
+			p.wait(t, 15*time.Second)
+			wg.Wait()
+			close(failures)
+			for f := range failures {
+				t.Error(f)
+			}
+			t.Logf("written %d, answered %d, connections closed by a Connection: close answer %d, dials refused after drain %d",
+				written.Load(), answered.Load(), closings.Load(), refused.Load())
+			if written.Load() != answered.Load() {
+				t.Errorf("%d requests written, %d answered", written.Load(), answered.Load())
+			}
+			if answered.Load() < 1000 {
+				t.Errorf("only %d answers: the load did not run", answered.Load())
+			}
+			if !strings.Contains(p.log(), "msg=stopped") {
+				t.Errorf("no clean stop in the log:\n%s", p.log())
+			}
+		})
+	}
+}
+
+// TestIdleCPU: one second after traffic stops, an adaptive SQPOLL shard
+// and its poller use under 1% of a CPU.
+func TestIdleCPU(t *testing.T) {
+	cpus := needCPUs(t, 2)
+	p := startZerosys(t, "--sqpoll", "on", "--idle", "adaptive", "--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1]))
+	var n atomic.Int64
+	load(t, p.addr, false, time.Second, &n)
+	time.Sleep(time.Second)
+	pid := p.cmd.Process.Pid
+	ticks := func() int {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		u, _ := strconv.Atoi(f[11])
+		s, _ := strconv.Atoi(f[12])
+		return u + s
+	}
+	hz := 100 // USER_HZ on Linux
+	t0, start := ticks(), time.Now()
+	time.Sleep(3 * time.Second)
+	used := float64(ticks()-t0) / float64(hz) / time.Since(start).Seconds()
+	// First request after idle: the shard and its poller wake up.
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	first := time.Now()
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	if err := readAnswer(c, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %d requests: idle CPU %.2f%% of one CPU (all threads, poller included); first answer after idle in %v",
+		n.Load(), used*100, time.Since(first))
+	if used >= 0.01 {
+		t.Errorf("idle CPU %.2f%%, want < 1%%", used*100)
+	}
+	p.stop(t)
+}
+
+// TestRealClients drives zerosys with the load generators and client
+// libraries people point at a capacity-testing backend; each must finish
+// with every request answered 200.
+func TestRealClients(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1")
+	url := p.url("/")
+	cases := []struct {
+		tool string
+		args []string
+		want []string // all must appear in the output
+		deny []string // none may appear
+	}{
+		{"h2load", []string{"--h1", "-n", "20000", "-c", "16", "-m", "16", url},
+			[]string{"20000 succeeded, 0 failed, 0 errored", "status codes: 20000 2xx"}, nil},
+		{"ab", []string{"-k", "-n", "20000", "-c", "16", url},
+			[]string{"Complete requests:      20000", "Failed requests:        0", "Keep-Alive requests:    20000"}, []string{"Non-2xx"}},
+		{"hey", []string{"-n", "4800", "-c", "16", url}, // hey sends n rounded down to a multiple of c
+			[]string{"[200]\t4800 responses"}, []string{"Error distribution"}},
+		{"wrk", []string{"-t1", "-c8", "-d1s", "-s", "testdata/pipeline.lua", url},
+			[]string{"requests in"}, []string{"Non-2xx", "Socket errors"}},
+		{"python3", []string{"-c", `
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], timeout=5)
+for i in range(500):
+    c.request("GET" if i % 3 else "POST", "/", body=None if i % 3 else b"x" * i)
+    r = c.getresponse()
+    assert r.status == 200 and r.read() == b"Have a nice day!", (r.status, i)
+c.close()
+print("python ok")
+`, p.addr}, []string{"python ok"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.tool, func(t *testing.T) {
+			path := needTool(t, c.tool)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, path, c.args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", c.tool, err, out)
+			}
+			for _, w := range c.want {
+				if !bytes.Contains(out, []byte(w)) {
+					t.Errorf("%s output lacks %q:\n%s", c.tool, w, out)
+				}
+			}
+			for _, d := range c.deny {
+				if bytes.Contains(out, []byte(d)) {
+					t.Errorf("%s output has %q:\n%s", c.tool, d, out)
+				}
+			}
+		})
+	}
+	p.stop(t)
+}

@@ -1,0 +1,76 @@
+//go:build !race
+
+package shard
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestZeroAllocsPerRequest counts heap allocations in the whole process
+// while a client sends pipelined requests, keep-alive and close, with and
+// without bodies. The client writes and reads preallocated buffers, so any
+// allocation counted is the server's.
+func TestZeroAllocsPerRequest(t *testing.T) {
+	for _, m := range modes[:1] {
+		ts := startServer(t, m, nil)
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		const perBatch = 16
+		var batch bytes.Buffer
+		for i := range perBatch {
+			switch i % 4 {
+			case 0:
+				batch.WriteString("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+			case 1:
+				batch.WriteString("POST /p HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world")
+			case 2:
+				batch.WriteString("POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n")
+			case 3:
+				batch.WriteString("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+			}
+		}
+		req := batch.Bytes()
+		answer := len(ts.shards[0].resp[vOK].one)
+		head := len(ts.shards[0].resp[vHead].one)
+		want := perBatch/4*3*answer + perBatch/4*head
+		buf := make([]byte, want)
+		round := func() {
+			if _, err := c.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		for range 100 { // warm up: first-use allocations are not per request
+			round()
+		}
+		const rounds = 2000
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range rounds {
+			round()
+		}
+		runtime.ReadMemStats(&after)
+		requests := rounds * perBatch
+		allocs := after.Mallocs - before.Mallocs
+		perReq := float64(allocs) / float64(requests)
+		t.Logf("%d requests, %d allocations in the process: %.5f per request", requests, allocs, perReq)
+		if perReq > 0.001 {
+			t.Errorf("%.4f allocations per request (%d over %d requests), want 0", perReq, allocs, requests)
+		}
+		if bytes.Count(buf, []byte("HTTP/1.1 200 OK")) != perBatch {
+			t.Errorf("last batch: %q", buf)
+		}
+	}
+}
