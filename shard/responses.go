@@ -1,10 +1,12 @@
 package shard
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"zerosys/shard/httpwire"
 )
@@ -55,6 +57,29 @@ type prepared struct {
 	one    []byte
 	many   []byte // k copies of one
 	k      int
+	date   int // offset of the Date value in one; -1: none
+}
+
+// dateLen is the length of an IMF-fixdate (RFC 9110 §5.6.7).
+const dateLen = len("Sun, 06 Nov 1994 08:49:37 GMT")
+
+// setDate writes d (an IMF-fixdate) into every copy of every variant.
+func (rs *responses) setDate(d []byte) {
+	for v := range rs {
+		p := &rs[v]
+		if p.date < 0 {
+			continue
+		}
+		for i := range p.k {
+			copy(p.many[i*len(p.one)+p.date:], d)
+		}
+	}
+}
+
+// appendDate appends t as an IMF-fixdate; it does not allocate when dst
+// has room for dateLen bytes.
+func appendDate(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, http.TimeFormat)
 }
 
 // responses holds every variant, per shard.
@@ -130,9 +155,10 @@ func buildResponses(r Response) (*responses, error) {
 		}
 	}
 	var rs responses
+	now := string(appendDate(nil, time.Now()))
 	answer := func(v variant, conn string, head bool) {
 		var b strings.Builder
-		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nServer: %s\r\n", status, reasonPhrase(status), server)
+		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n", status, reasonPhrase(status), server, now)
 		if ctype != "" {
 			fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 		}
@@ -162,8 +188,8 @@ func buildResponses(r Response) (*responses, error) {
 	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
 	for v, st := range map[variant]int{v400: 400, v408: 408, v413: 413, v414: 414, v431: 431, v501: 501, v505: 505} {
 		text := reasonPhrase(st) + "\n"
-		msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-			st, reasonPhrase(st), server, len(text), text)
+		msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+			st, reasonPhrase(st), server, now, len(text), text)
 		rs[v] = newPrepared(st, []byte(msg))
 	}
 	return &rs, nil
@@ -175,7 +201,13 @@ func newPrepared(status int, one []byte) prepared {
 	for range k {
 		many = append(many, one...)
 	}
-	return prepared{status: status, one: many[:len(one)], many: many, k: k}
+	date := -1
+	if head, _, ok := bytes.Cut(one, []byte("\r\n\r\n")); ok {
+		if i := bytes.Index(head, []byte("\r\nDate: ")); i >= 0 {
+			date = i + len("\r\nDate: ")
+		}
+	}
+	return prepared{status: status, one: many[:len(one)], many: many, k: k, date: date}
 }
 
 func reasonPhrase(status int) string {
@@ -204,7 +236,7 @@ func checkHeaderLine(h string) error {
 		}
 	}
 	switch strings.ToLower(name) {
-	case "content-length", "transfer-encoding", "connection":
+	case "content-length", "transfer-encoding", "connection", "date":
 		return fmt.Errorf("shard: header %q: zerosys sets %s itself", h, name)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"zerosys/shard/httpwire"
 )
@@ -13,9 +14,25 @@ func TestBuildResponsesDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "HTTP/1.1 200 OK\r\nServer: zerosys\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!"
+	want := "HTTP/1.1 200 OK\r\nServer: zerosys\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!"
+	rs.setDate([]byte("Sun, 06 Nov 1994 08:49:37 GMT"))
 	if got := string(rs[vOK].one); got != want {
 		t.Errorf("vOK = %q, want %q", got, want)
+	}
+	for v := range rs {
+		p := &rs[v]
+		if v == int(vContinue) {
+			if p.date != -1 {
+				t.Errorf("100 Continue carries a Date")
+			}
+			continue
+		}
+		for i := range p.k {
+			copyAt := p.many[i*len(p.one):]
+			if p.date < 0 || string(copyAt[p.date:p.date+dateLen]) != "Sun, 06 Nov 1994 08:49:37 GMT" {
+				t.Fatalf("variant %d copy %d: Date not rewritten: %q", v, i, copyAt[:len(p.one)])
+			}
+		}
 	}
 	for _, c := range []struct {
 		v        variant
@@ -84,10 +101,22 @@ func TestBuildResponsesRefuses(t *testing.T) {
 		{Headers: []string{"X: a\r\nInjected: yes"}},
 		{Headers: []string{"Content-Length: 5"}},
 		{Headers: []string{"connection: close"}},
+		{Headers: []string{"Date: yesterday"}},
 	} {
 		if _, err := buildResponses(r); err == nil {
 			t.Errorf("buildResponses(%+v) succeeded, want an error", r)
 		}
+	}
+}
+
+func TestAppendDateDoesNotAllocate(t *testing.T) {
+	var buf [dateLen]byte
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() { appendDate(buf[:0], now) }); n != 0 {
+		t.Errorf("appendDate allocates %v times", n)
+	}
+	if got := string(appendDate(buf[:0], time.Date(1994, 11, 6, 8, 49, 37, 0, time.UTC))); got != "Sun, 06 Nov 1994 08:49:37 GMT" {
+		t.Errorf("appendDate = %q", got)
 	}
 }
 

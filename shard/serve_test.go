@@ -496,3 +496,31 @@ func countFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestServeDate: answers carry the current Date, and it advances.
+func TestServeDate(t *testing.T) {
+	ts := startServer(t, modes[0], nil)
+	client := &http.Client{Timeout: 5 * time.Second}
+	get := func() time.Time {
+		t.Helper()
+		resp, err := client.Get("http://" + ts.addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
+		}
+		if skew := time.Since(d); skew < -time.Second || skew > 2*time.Second {
+			t.Fatalf("Date %v is %v off the clock", d, skew)
+		}
+		return d
+	}
+	first := get()
+	time.Sleep(1100 * time.Millisecond)
+	if second := get(); !second.After(first) {
+		t.Errorf("Date did not advance: %v then %v", first, second)
+	}
+}

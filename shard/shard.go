@@ -100,7 +100,16 @@ type Shard struct {
 	conns []conn
 	free  []uint32 // stack of free slot indexes
 	bufs  []byte   // RecvBuffer bytes per slot
-	resp  *responses
+
+	// Two sets of prepared responses: sends go out from sets[cur], and the
+	// Date header is rewritten, once a second, only in the set no send in
+	// flight is reading, which then becomes current. A send never sees a
+	// half-written date.
+	sets     [2]*responses
+	cur      uint8
+	sending  [2]int // sends in flight from each set
+	nextDate int64  // monotonic ns of the next Date refresh
+	dateBuf  [dateLen]byte
 
 	acceptArmed      bool
 	acceptCancelling bool
@@ -151,12 +160,13 @@ func Start(cfg Config) (*Shard, error) {
 	if err != nil {
 		return nil, err
 	}
+	resp2, _ := buildResponses(cfg.Response)
 	s := &Shard{
 		cfg:      cfg,
 		conns:    make([]conn, cfg.MaxConns),
 		free:     make([]uint32, 0, cfg.MaxConns),
 		bufs:     make([]byte, cfg.MaxConns*cfg.RecvBuffer),
-		resp:     resp,
+		sets:     [2]*responses{resp, resp2},
 		reserve:  cfg.MaxConns / 32,
 		statusOf: resp.statusOf(),
 		done:     make(chan struct{}),
@@ -302,6 +312,9 @@ func (s *Shard) loop() {
 		}
 		s.now = int64(time.Since(s.epoch))
 		s.lastBusy = s.now
+		if s.now >= s.nextDate {
+			s.refreshDate() // before answering: the shard may have slept
+		}
 		n = min(n, cqeBatch)
 		for i := range n {
 			e := r.cqeAt(i)
@@ -358,6 +371,9 @@ func (s *Shard) idle() {
 		s.sweep()
 		s.rearmAccept()
 		s.r.submit()
+	}
+	if s.now >= s.nextDate {
+		s.refreshDate()
 	}
 	if s.cfg.SQPoll && (s.cfg.Spin || s.now-s.lastBusy < int64(s.cfg.SpinWindow)) {
 		return
@@ -559,6 +575,7 @@ func (s *Shard) abort(c *conn) {
 
 func (s *Shard) onSend(c *conn, res int32) {
 	c.sending = false
+	s.sending[c.sendSet]--
 	if res < 0 {
 		if unix.Errno(-res) != unix.ECANCELED {
 			s.local[cResets]++
@@ -656,7 +673,11 @@ func (s *Shard) recv(c *conn, slot uint32) {
 // IOSQE_IO_HARDLINK: it runs even if the send fails, so no fd leaks.
 func (s *Shard) send(c *conn, slot uint32) {
 	h := c.head()
-	p := &s.resp[h.v]
+	if c.sendEnd == 0 {
+		c.sendSet = s.cur
+	}
+	p := &s.sets[c.sendSet][h.v]
+	s.sending[c.sendSet]++
 	if c.sendEnd == 0 {
 		c.sendK = min(h.count, uint32(p.k))
 		c.sendEnd = c.sendK * uint32(len(p.one))
@@ -702,6 +723,11 @@ func (s *Shard) setDeadline(c *conn) {
 // release returns a closed connection's slot to the free list. Its
 // generation changes so late completions for it are recognised as stale.
 func (s *Shard) release(c *conn, slot uint32) {
+	if c.sending {
+		// Its completion, if it ever comes, is stale from here on.
+		s.sending[c.sendSet]--
+		c.sending = false
+	}
 	c.fd = -1
 	c.gen = (c.gen + 1) & genMask
 	c.deadline = 0
@@ -752,6 +778,19 @@ func (s *Shard) sweep() {
 		}
 	}
 	s.nextSweep = max(next, s.now+sweepEvery)
+}
+
+// refreshDate writes the current time into the idle set of responses and
+// makes it current. The wall clock is read through the vDSO: no syscall.
+// While a send still reads the idle set, the refresh waits a loop turn.
+func (s *Shard) refreshDate() {
+	other := 1 - s.cur
+	if s.sending[other] > 0 {
+		return
+	}
+	s.sets[other].setDate(appendDate(s.dateBuf[:0], time.Now()))
+	s.cur = other
+	s.nextDate = s.now + int64(time.Second)
 }
 
 // minTimeout is the shortest of the connection timeouts.

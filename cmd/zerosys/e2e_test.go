@@ -180,7 +180,7 @@ func load(t *testing.T, addr string, closeEach bool, d time.Duration, count *ato
 
 // readAnswer reads one default answer (a fixed length) into buf.
 func readAnswer(c net.Conn, buf []byte) error {
-	const size = len("HTTP/1.1 200 OK\r\nServer: zerosys\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!")
+	const size = len("HTTP/1.1 200 OK\r\nServer: zerosys\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!")
 	if _, err := io.ReadFull(c, buf[:size]); err != nil {
 		return err
 	}
