@@ -17,8 +17,10 @@ import (
 // on a connection of its own and checks the documented answer, then that
 // the connection is closed cleanly (EOF, not a reset); between cases a
 // keep-alive client on another connection must keep getting answers.
-func TestServeBadInputTable(t *testing.T) {
-	ts := startServer(t, modes[0], func(c *Config) {
+func TestServeBadInputTable(t *testing.T) { forRecvModes(t, testServeBadInputTable) }
+
+func testServeBadInputTable(t *testing.T, m ringMode) {
+	ts := startServer(t, m, func(c *Config) {
 		c.Limits = httpwire.Limits{MaxRequestLine: 256, MaxHeaderBytes: 512, MaxBody: 1000}
 	})
 	tlsHello := "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + strings.Repeat("\x00", 40)
@@ -96,8 +98,10 @@ func TestServeBadInputTable(t *testing.T) {
 
 // TestServeExpectContinue: the interim answer comes before the body is
 // sent, then the final answer.
-func TestServeExpectContinue(t *testing.T) {
-	ts := startServer(t, modes[0], nil)
+func TestServeExpectContinue(t *testing.T) { forRecvModes(t, testServeExpectContinue) }
+
+func testServeExpectContinue(t *testing.T, m ringMode) {
+	ts := startServer(t, m, nil)
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +124,10 @@ func TestServeExpectContinue(t *testing.T) {
 // TestServeSlowReader: a client that pipelines many requests and never
 // reads makes zerosys stop reading from it (bounded memory); once the
 // client reads, every answer arrives.
-func TestServeSlowReader(t *testing.T) {
-	ts := startServer(t, modes[0], func(c *Config) { c.MaxPipeline = 64 })
+func TestServeSlowReader(t *testing.T) { forRecvModes(t, testServeSlowReader) }
+
+func testServeSlowReader(t *testing.T, m ringMode) {
+	ts := startServer(t, m, func(c *Config) { c.MaxPipeline = 64 })
 	c, err := net.Dial("tcp", ts.addr)
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,8 @@ type conn struct {
 	shutQueued  bool // a shutdown is in flight (or done)
 	closeQueued bool // the close is in flight; nothing else may be queued
 	peerEOF     bool // the peer closed its side
+	recvCancel  bool // a cancel of the multishot recv is in flight (paused, not closing)
+	waitBuf     bool // waiting for the buffer pool to arm a recv
 	midRequest  bool // the parser holds part of a request
 	answered    bool // at least one request was framed
 	dlKind      uint8
@@ -45,6 +47,11 @@ type conn struct {
 	// parseOff..parseEnd are received bytes not yet framed, left in the
 	// slot's buffer when the answer queue was full.
 	parseOff, parseEnd uint32
+
+	// With a buffer ring: received buffers not yet framed, in order, linked
+	// through bufRing.next; heldOff bytes of the first are framed.
+	heldHead, heldTail int32
+	heldOff            uint32
 
 	runs    [maxRuns]run
 	qhead   uint8
@@ -73,6 +80,19 @@ func (c *conn) enqueue(v variant) {
 	}
 	c.runs[(int(c.qhead)+int(c.qlen))%maxRuns] = run{v: v, count: 1}
 	c.qlen++
+}
+
+// hasInput reports received bytes not yet framed.
+func (c *conn) hasInput() bool { return c.parseOff < c.parseEnd || c.heldHead >= 0 }
+
+// hold appends buffer bid to the connection's received input.
+func (c *conn) hold(bid uint16, b *bufRing) {
+	if c.heldTail < 0 {
+		c.heldHead = int32(bid)
+	} else {
+		b.next[c.heldTail] = int32(bid)
+	}
+	c.heldTail = int32(bid)
 }
 
 // head is the run the next send starts with.

@@ -32,6 +32,7 @@ const (
 	cEnterOverflow                // io_uring_enter: CQ overflow flushes
 	cEnterSQFull                  // io_uring_enter: full SQ
 	cCQOverflow                   // completions the kernel dropped (should stay 0: FEAT_NODROP)
+	cRecvNoBufs                   // multishot recvs ended because the buffer pool ran dry
 	numCounters
 )
 
@@ -72,6 +73,7 @@ type Stats struct {
 	EnterWakeup, EnterWait      uint64
 	EnterOverflow, EnterSQFull  uint64
 	CQOverflow                  uint64
+	RecvNoBufs                  uint64
 	Responses                   map[int]uint64 // by status code
 	Enters                      uint64         // all io_uring_enter calls the shard made
 }
@@ -91,6 +93,7 @@ func (p *published) snapshot(st *Stats, statusOf *[numVariants]int) {
 	st.EnterWakeup, st.EnterWait = c(cEnterWakeup), c(cEnterWait)
 	st.EnterOverflow, st.EnterSQFull = c(cEnterOverflow), c(cEnterSQFull)
 	st.CQOverflow = c(cCQOverflow)
+	st.RecvNoBufs = c(cRecvNoBufs)
 	st.Enters = st.EnterWakeup + st.EnterWait + st.EnterOverflow + st.EnterSQFull
 	st.Responses = make(map[int]uint64, numVariants)
 	for v := range p.responses {

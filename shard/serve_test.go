@@ -21,19 +21,32 @@ import (
 
 // ringMode is one way of running shards, for the test matrix.
 type ringMode struct {
-	name   string
-	sqpoll bool
-	shards int
+	name      string
+	sqpoll    bool
+	shards    int
+	multishot bool // multishot recv into a buffer ring
 }
 
 // modes lists {sqpoll on, off} x {1, 2 shards}. A spinning SQPOLL shard
 // needs a CPU for itself and one for its poller; combinations the machine
 // cannot place are skipped with the reason.
 var modes = []ringMode{
-	{"sqpoll=off/shards=1", false, 1},
-	{"sqpoll=off/shards=2", false, 2},
-	{"sqpoll=on/shards=1", true, 1},
-	{"sqpoll=on/shards=2", true, 2},
+	{"sqpoll=off/shards=1", false, 1, false},
+	{"sqpoll=off/shards=2", false, 2, false},
+	{"sqpoll=on/shards=1", true, 1, false},
+	{"sqpoll=on/shards=2", true, 2, false},
+	{"sqpoll=off/shards=1/recv=multishot", false, 1, true},
+	{"sqpoll=on/shards=1/recv=multishot", true, 1, true},
+}
+
+// recvModes is one shard without SQPOLL, receiving each way.
+var recvModes = []ringMode{modes[0], modes[4]}
+
+// forRecvModes runs f as a subtest for each way of receiving.
+func forRecvModes(t *testing.T, f func(t *testing.T, m ringMode)) {
+	for _, m := range recvModes {
+		t.Run(m.name, func(t *testing.T) { f(t, m) })
+	}
 }
 
 // testServer is shards serving one loopback port.
@@ -101,7 +114,7 @@ func startServer(t *testing.T, m ringMode, mutate func(*Config)) *testServer {
 		_ = g.Close()
 	})
 	for i, a := range plan.Shards {
-		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256}
+		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256, RecvMultishot: m.multishot}
 		if mutate != nil {
 			mutate(&cfg)
 		}
@@ -354,8 +367,10 @@ func TestServeBadInputIsolated(t *testing.T) {
 // TestServeMaxConns: with the table full, a new connection waits in the
 // backlog and is served as soon as a slot frees; established connections
 // are unaffected.
-func TestServeMaxConns(t *testing.T) {
-	ts := startServer(t, modes[0], func(c *Config) { c.MaxConns = 4 })
+func TestServeMaxConns(t *testing.T) { forRecvModes(t, testServeMaxConns) }
+
+func testServeMaxConns(t *testing.T, m ringMode) {
+	ts := startServer(t, m, func(c *Config) { c.MaxConns = 4 })
 	var held []net.Conn
 	for range 4 {
 		c, err := net.Dial("tcp", ts.addr)
@@ -391,8 +406,10 @@ func TestServeMaxConns(t *testing.T) {
 
 // TestServeTimeouts: a client that trickles a request head gets 408; an
 // idle keep-alive connection is closed.
-func TestServeTimeouts(t *testing.T) {
-	ts := startServer(t, modes[0], func(c *Config) {
+func TestServeTimeouts(t *testing.T) { forRecvModes(t, testServeTimeouts) }
+
+func testServeTimeouts(t *testing.T, m ringMode) {
+	ts := startServer(t, m, func(c *Config) {
 		c.HeaderTimeout = 300 * time.Millisecond
 		c.IdleTimeout = 300 * time.Millisecond
 	})
@@ -522,5 +539,49 @@ func TestServeDate(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if second := get(); !second.After(first) {
 		t.Errorf("Date did not advance: %v then %v", first, second)
+	}
+}
+
+// TestServeBufferPoolDry: with more busy connections than receive buffers,
+// multishot recvs end with ENOBUFS; they must be re-armed as buffers come
+// back, and every request must still be answered.
+func TestServeBufferPoolDry(t *testing.T) {
+	ts := startServer(t, modes[4], func(c *Config) { c.bufCount = 4; c.MaxPipeline = 8 })
+	const conns, each = 24, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			go func() { _, _ = c.Write(bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), each)) }()
+			br := bufio.NewReader(c)
+			for i := range each {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					errs <- fmt.Errorf("answer %d: %w", i, err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitFor(t, "request counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Requests }) == conns*each })
+	nobufs := ts.total(func(s Stats) uint64 { return s.RecvNoBufs })
+	t.Logf("%d requests over %d connections with 4 receive buffers; %d recvs ran dry and were re-armed", conns*each, conns, nobufs)
+	if nobufs == 0 {
+		t.Error("the pool never ran dry: the path under test did not run")
 	}
 }

@@ -46,13 +46,19 @@ type Config struct {
 	Response Response
 	Limits   httpwire.Limits
 
-	MaxConns      int           // connection slots; default 4096
-	RecvBuffer    int           // bytes of receive buffer per slot; default 4096
+	MaxConns   int // connection slots; default 4096
+	RecvBuffer int // bytes of a receive buffer; default 4096
+	// RecvMultishot receives with one multishot recv per connection into a
+	// shared pool of provided buffers (a buffer ring) instead of a recv per
+	// read into a buffer per slot.
+	RecvMultishot bool
 	MaxPipeline   int           // answers queued per connection before reading pauses; default 1024
 	HeaderTimeout time.Duration // a request's head must arrive within this; default 30s
 	IdleTimeout   time.Duration // keep-alive connection without a request; default 75s
 	SendTimeout   time.Duration // one send may wait this long for the client to read; default 60s
 	LingerTimeout time.Duration // reading to EOF after the last answer; default 5s
+
+	bufCount int // with RecvMultishot: buffers in the pool (a power of two); 0 sizes it from MaxConns. For tests.
 }
 
 func (c *Config) setDefaults() {
@@ -99,7 +105,12 @@ type Shard struct {
 
 	conns []conn
 	free  []uint32 // stack of free slot indexes
-	bufs  []byte   // RecvBuffer bytes per slot
+	bufs  []byte   // RecvBuffer bytes per slot (single-shot recv)
+
+	// With RecvMultishot: the buffer pool, and connections waiting for a
+	// buffer to arm their recv (user_data of a recv: slot and generation).
+	br         *bufRing
+	bufWaiters []uint64
 
 	// Two sets of prepared responses: sends go out from sets[cur], and the
 	// Date header is rewritten, once a second, only in the set no send in
@@ -165,7 +176,6 @@ func Start(cfg Config) (*Shard, error) {
 		cfg:      cfg,
 		conns:    make([]conn, cfg.MaxConns),
 		free:     make([]uint32, 0, cfg.MaxConns),
-		bufs:     make([]byte, cfg.MaxConns*cfg.RecvBuffer),
 		sets:     [2]*responses{resp, resp2},
 		reserve:  cfg.MaxConns / 32,
 		statusOf: resp.statusOf(),
@@ -175,6 +185,11 @@ func Start(cfg Config) (*Shard, error) {
 	}
 	if s.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return nil, fmt.Errorf("shard %d: %w", cfg.ID, os.NewSyscallError("eventfd", err))
+	}
+	if !cfg.RecvMultishot {
+		s.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
+	} else {
+		s.bufWaiters = make([]uint64, 0, cfg.MaxConns)
 	}
 	for i := cfg.MaxConns - 1; i >= 0; i-- {
 		s.conns[i].fd = -1
@@ -221,6 +236,22 @@ func (s *Shard) run(ready chan<- error) {
 	if err := r.probeOps(requiredOps); err != nil {
 		ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
 		return
+	}
+	if s.cfg.RecvMultishot {
+		// A pool sized to the table, at most 8192 buffers: memory follows
+		// traffic, not connection count.
+		n := 64
+		for n < min(s.cfg.MaxConns, 8192) {
+			n *= 2
+		}
+		if s.cfg.bufCount > 0 {
+			n = s.cfg.bufCount
+		}
+		if s.br, err = newBufRing(r, n, s.cfg.RecvBuffer); err != nil {
+			ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
+			return
+		}
+		defer s.br.close() // after the ring: deferred calls run last-in first-out
 	}
 	s.r = r
 	s.epoch = time.Now()
@@ -321,6 +352,9 @@ func (s *Shard) loop() {
 			s.dispatch(e.UserData, e.Res, e.Flags)
 		}
 		r.advance(n)
+		if len(s.bufWaiters) > 0 {
+			s.wakeBufWaiters()
+		}
 		s.rearmAccept()
 		r.submit()
 		s.local[cLoopsBusy]++
@@ -399,19 +433,28 @@ func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
 		}
 		return
 	}
-	s.inflight--
+	more := flags&cqeFMore != 0 // a multishot recv stays armed
+	if !more {
+		s.inflight--
+	}
 	if slot == orphanSlot {
 		return
 	}
 	c := &s.conns[slot]
 	if c.gen != gen&genMask || c.fd < 0 {
 		s.local[cStale]++
+		if flags&cqeFBuffer != 0 {
+			s.br.take(uint16(flags>>cqeBufferShift), res)
+			s.br.put(uint16(flags >> cqeBufferShift))
+		}
 		return
 	}
-	c.inflight--
+	if !more {
+		c.inflight--
+	}
 	switch o {
 	case opRecv:
-		s.onRecv(c, slot, res)
+		s.onRecv(c, slot, res, flags)
 	case opSend:
 		s.onSend(c, res)
 	case opShutdown:
@@ -472,7 +515,7 @@ func (s *Shard) onAccept(res int32, flags uint32) {
 	s.free = s.free[:len(s.free)-1]
 	c := &s.conns[slot]
 	gen := c.gen
-	*c = conn{fd: fd, gen: gen, reqStart: s.now}
+	*c = conn{fd: fd, gen: gen, reqStart: s.now, heldHead: -1, heldTail: -1}
 	c.parser.Reset(s.cfg.Limits)
 	s.local[cAccepted]++
 	s.active++
@@ -494,8 +537,24 @@ func (s *Shard) buf(slot uint32) []byte {
 	return s.bufs[slot*n : (slot+1)*n : (slot+1)*n]
 }
 
-func (s *Shard) onRecv(c *conn, slot uint32, res int32) {
-	c.recvArmed = false
+func (s *Shard) onRecv(c *conn, slot uint32, res int32, flags uint32) {
+	paused := false
+	if flags&cqeFMore == 0 {
+		c.recvArmed = false
+		paused, c.recvCancel = c.recvCancel, false
+	}
+	if flags&cqeFBuffer != 0 {
+		bid := uint16(flags >> cqeBufferShift)
+		s.br.take(bid, res)
+		s.local[cBytesIn] += uint64(res)
+		if c.closing || c.aborting {
+			s.br.put(bid) // lingering: discard
+			return
+		}
+		c.hold(bid, s.br)
+		s.parse(c, slot)
+		return
+	}
 	switch {
 	case res > 0:
 		s.local[cBytesIn] += uint64(res)
@@ -508,22 +567,54 @@ func (s *Shard) onRecv(c *conn, slot uint32, res int32) {
 		c.peerEOF = true
 		c.closing = true
 	case unix.Errno(-res) == unix.ECANCELED:
-		c.closing = true
+		if !paused {
+			c.closing = true
+		}
+	case unix.Errno(-res) == unix.ENOBUFS:
+		// The buffer pool ran dry: step re-arms once a buffer returns.
+		s.local[cRecvNoBufs]++
 	default: // ECONNRESET, ETIMEDOUT, ...
 		s.local[cResets]++
 		s.abort(c)
 	}
 }
 
-// parse frames buffered bytes into queued answers until they run out, the
+// parse frames received bytes into queued answers until they run out, the
 // answer queue is full, or the connection is to close.
 func (s *Shard) parse(c *conn, slot uint32) {
-	b := s.buf(slot)[c.parseOff:c.parseEnd]
+	if s.br == nil {
+		c.parseOff += uint32(s.frame(c, s.buf(slot)[c.parseOff:c.parseEnd], false))
+		return
+	}
+	for c.heldHead >= 0 && !c.closing && !c.full(uint32(s.cfg.MaxPipeline)) {
+		bid := uint16(c.heldHead)
+		b := s.br.buf(bid)
+		more := s.br.next[bid] >= 0
+		c.heldOff += uint32(s.frame(c, b[c.heldOff:], more))
+		if int(c.heldOff) < len(b) {
+			break // the queue is full: keep the rest
+		}
+		c.heldHead = s.br.next[bid]
+		if c.heldHead < 0 {
+			c.heldTail = -1
+		}
+		c.heldOff = 0
+		s.br.put(bid)
+	}
+	if c.closing {
+		s.dropHeld(c)
+	}
+}
+
+// frame feeds b to the connection's parser and queues the answers; it
+// returns how many bytes it used (all of them when the connection is to
+// close). more says further input is already buffered after b.
+func (s *Shard) frame(c *conn, b []byte, more bool) int {
+	total := len(b)
 	maxPending := uint32(s.cfg.MaxPipeline)
 	for len(b) > 0 && !c.full(maxPending) {
 		n, r := c.parser.Feed(b)
 		b = b[n:]
-		c.parseOff += uint32(n)
 		switch r {
 		case httpwire.NeedMore:
 			if !c.midRequest {
@@ -542,8 +633,8 @@ func (s *Shard) parse(c *conn, slot uint32) {
 			closeAfter := s.cfg.Mode == ModeClose || !req.KeepAlive || s.seen&ctlDrain != 0
 			c.enqueue(answerVariant(req, closeAfter))
 			if closeAfter {
-				s.finish(c, len(b) > 0)
-				return
+				s.finish(c, len(b) > 0 || more)
+				return total
 			}
 		case httpwire.Error:
 			s.local[cRejected]++
@@ -551,9 +642,10 @@ func (s *Shard) parse(c *conn, slot uint32) {
 			// The rest of the request may still be arriving: read it
 			// away so our answer is not destroyed by a reset.
 			s.finish(c, true)
-			return
+			return total
 		}
 	}
+	return total - len(b)
 }
 
 // finish marks the connection to close after its queued answers; linger
@@ -562,6 +654,31 @@ func (s *Shard) finish(c *conn, linger bool) {
 	c.closing = true
 	c.linger = c.linger || linger
 	c.parseOff = c.parseEnd
+}
+
+// dropHeld returns every buffer the connection holds to the pool.
+func (s *Shard) dropHeld(c *conn) {
+	for c.heldHead >= 0 {
+		bid := uint16(c.heldHead)
+		c.heldHead = s.br.next[bid]
+		s.br.put(bid)
+	}
+	c.heldTail, c.heldOff = -1, 0
+}
+
+// wakeBufWaiters arms the recvs that found the buffer pool dry, as far as
+// buffers have come back.
+func (s *Shard) wakeBufWaiters() {
+	for len(s.bufWaiters) > 0 && s.br.out < s.br.n {
+		ud := s.bufWaiters[len(s.bufWaiters)-1]
+		s.bufWaiters = s.bufWaiters[:len(s.bufWaiters)-1]
+		_, gen, slot := unpackUD(ud)
+		c := &s.conns[slot]
+		c.waitBuf = false
+		if c.gen == gen && c.fd >= 0 {
+			s.step(c, slot)
+		}
+	}
 }
 
 // abort gives up on a connection: nothing more is sent.
@@ -603,8 +720,10 @@ func (s *Shard) step(c *conn, slot uint32) {
 		return
 	}
 	ud := func(o op) uint64 { return packUD(o, c.gen, slot) }
-	if !c.closing && c.parseOff < c.parseEnd && !c.full(uint32(s.cfg.MaxPipeline)) {
+	full := c.full(uint32(s.cfg.MaxPipeline))
+	if !c.closing && c.hasInput() && !full {
 		s.parse(c, slot)
+		full = c.full(uint32(s.cfg.MaxPipeline))
 	}
 	if !c.aborting && !c.sending && c.qlen > 0 {
 		s.send(c, slot)
@@ -625,8 +744,15 @@ func (s *Shard) step(c *conn, slot uint32) {
 		return
 	}
 	if !c.closing {
-		if !c.recvArmed && c.parseOff == c.parseEnd && !c.full(uint32(s.cfg.MaxPipeline)) {
+		switch {
+		case !c.recvArmed && !c.hasInput() && !full:
 			s.recv(c, slot)
+		case full && c.recvArmed && s.br != nil && !c.recvCancel:
+			// A multishot recv would keep taking buffers for a client
+			// we have stopped reading: pause it.
+			s.r.prepCancel(ud(opRecv), packUD(opCancel, 0, 0))
+			s.inflight++
+			c.recvCancel = true
 		}
 		s.setDeadline(c)
 		return
@@ -662,7 +788,18 @@ func (s *Shard) step(c *conn, slot uint32) {
 }
 
 func (s *Shard) recv(c *conn, slot uint32) {
-	s.r.prepRecv(c.fd, s.buf(slot), packUD(opRecv, c.gen, slot))
+	if s.br != nil {
+		if s.br.out >= s.br.n {
+			if !c.waitBuf {
+				c.waitBuf = true
+				s.bufWaiters = append(s.bufWaiters, packUD(opRecv, c.gen, slot))
+			}
+			return
+		}
+		s.r.prepRecvMultishot(c.fd, s.br.group, packUD(opRecv, c.gen, slot))
+	} else {
+		s.r.prepRecv(c.fd, s.buf(slot), packUD(opRecv, c.gen, slot))
+	}
 	c.recvArmed = true
 	c.inflight++
 	s.inflight++
@@ -727,6 +864,9 @@ func (s *Shard) release(c *conn, slot uint32) {
 		// Its completion, if it ever comes, is stale from here on.
 		s.sending[c.sendSet]--
 		c.sending = false
+	}
+	if s.br != nil {
+		s.dropHeld(c)
 	}
 	c.fd = -1
 	c.gen = (c.gen + 1) & genMask

@@ -31,6 +31,7 @@ type config struct {
 	mode     string
 	maxConns int
 	recvBuf  int
+	recv     string
 
 	status      int
 	body        string
@@ -101,7 +102,7 @@ var flagGroups = []struct {
 }{
 	{"Listening", []string{"addr", "backlog", "allow-shared-port"}},
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
-	{"Connections", []string{"mode", "max-conns", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
+	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header"}},
 	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
@@ -122,7 +123,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.sqIdle, "sq-idle", 10*time.Millisecond, "how long an SQPOLL poller spins without work before it sleeps (rounded up to ms)")
 	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
 	fs.IntVar(&c.maxConns, "max-conns", 4096, "connection slots per shard; when full, new connections wait in the backlog")
-	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "receive buffer bytes per connection slot")
+	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "bytes of one receive buffer")
+	fs.StringVar(&c.recv, "recv", "single", "single: one recv per read into a buffer per connection slot; multishot: one multishot recv per connection into a shared buffer ring (memory follows traffic, not connections)")
 	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "a request head must arrive within this (408, then close)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "close a keep-alive connection idle this long")
@@ -192,6 +194,9 @@ func (c *config) validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.sqpoll != "on" && c.sqpoll != "off" {
 		bad("--sqpoll %q: want on or off", c.sqpoll)
+	}
+	if c.recv != "single" && c.recv != "multishot" {
+		bad("--recv %q: want single or multishot", c.recv)
 	}
 	if c.idle != "spin" && c.idle != "adaptive" {
 		bad("--idle %q: want spin or adaptive", c.idle)

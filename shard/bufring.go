@@ -1,0 +1,107 @@
+package shard
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+// bufRing is a provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): the
+// shard hands the kernel a pool of receive buffers, and a multishot recv
+// takes one per completion. Buffers come back to the pool only when the
+// shard has framed their bytes.
+type bufRing struct {
+	mem   []byte         // the ring: entries of struct io_uring_buf, 16 bytes each
+	bufs  []byte         // the buffers, size bytes each
+	size  int            // bytes per buffer
+	mask  uint16         // entries - 1
+	tail  uint16         // local tail, published by put
+	word  *uint32        // bytes 12-15 of the ring: entry 0's bid and the tail
+	group uint16         // buffer group id
+	out   int            // buffers the kernel has filled and the shard not returned
+	n     int            // entries
+	next  []int32        // per buffer: the next buffer held by the same connection
+	fill  []uint32       // per buffer: bytes received into it
+	base  unsafe.Pointer // &mem[0]
+}
+
+const (
+	sqeBufferSelect = 1 << 5
+	recvMultishot   = 1 << 1
+	cqeFBuffer      = 1 << 0
+	cqeBufferShift  = 16
+)
+
+// newBufRing registers n buffers of size bytes as group 0 of r.
+func newBufRing(r *ring, n, size int) (*bufRing, error) {
+	mem, err := unix.Mmap(-1, 0, n*16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("shard: mapping the buffer ring: %w", os.NewSyscallError("mmap", err))
+	}
+	b := &bufRing{
+		mem: mem, bufs: make([]byte, n*size), size: size, mask: uint16(n - 1), n: n,
+		next: make([]int32, n), fill: make([]uint32, n), base: unsafe.Pointer(&mem[0]),
+	}
+	b.word = (*uint32)(unsafe.Add(b.base, 12))
+	reg := giouring.BufReg{RingAddr: uint64(uintptr(b.base)), RingEntries: uint32(n), Bgid: b.group}
+	if _, err := r.uring.RegisterBufferRing(&reg, 0); err != nil {
+		_ = unix.Munmap(mem)
+		return nil, fmt.Errorf("shard: io_uring_register(PBUF_RING): %w", &ErrFeature{Feature: "provided buffer rings", Since: "5.19"})
+	}
+	for i := range n {
+		b.put(uint16(i))
+	}
+	b.out = 0
+	return b, nil
+}
+
+// buf returns buffer bid's received bytes.
+func (b *bufRing) buf(bid uint16) []byte {
+	off := int(bid) * b.size
+	return b.bufs[off : off+int(b.fill[bid])]
+}
+
+// take records that the kernel filled buffer bid with n bytes.
+func (b *bufRing) take(bid uint16, n int32) {
+	b.out++
+	b.fill[bid] = uint32(n)
+	b.next[bid] = -1
+}
+
+// put returns buffer bid to the kernel.
+func (b *bufRing) put(bid uint16) {
+	e := unsafe.Add(b.base, uintptr(b.tail&b.mask)*16)
+	*(*uint64)(e) = uint64(uintptr(unsafe.Pointer(&b.bufs[int(bid)*b.size])))
+	*(*uint32)(unsafe.Add(e, 8)) = uint32(b.size)
+	*(*uint16)(unsafe.Add(e, 12)) = bid
+	b.tail++
+	b.out--
+	// The tail is a __u16 sharing a 32-bit word with entry 0's bid. Go has
+	// no 16-bit atomic, so the word is stored whole, with the bid as it is:
+	// the store is a release, ordering the entry's fields before the tail.
+	bid0 := *(*uint16)(unsafe.Add(b.base, 12))
+	atomic.StoreUint32(b.word, uint32(bid0)|uint32(b.tail)<<16)
+}
+
+func (b *bufRing) close() {
+	if b != nil && b.mem != nil {
+		_ = unix.Munmap(b.mem)
+		b.mem = nil
+	}
+}
+
+// prepRecvMultishot queues a recv(2) that stays armed and takes a buffer
+// from group for each completion (IORING_CQE_F_MORE while armed). Since 6.0.
+func (r *ring) prepRecvMultishot(fd int32, group uint16, ud uint64) {
+	e := r.getSQE()
+	e.OpCode = giouring.OpRecv
+	e.Fd = fd
+	e.IoPrio = recvMultishot
+	e.Flags = sqeBufferSelect
+	e.BufIG = group
+	e.UserData = ud
+}
