@@ -61,6 +61,7 @@ type conn struct {
 	sendOff, sendEnd uint32 // progress of the send in flight within its buffer
 	sendK            uint32 // answers the send in flight carries
 	sendSet          uint8  // which set of prepared responses it reads
+	sendZC           bool   // it is a zero-copy send
 
 	reqStart int64 // monotonic ns when the current request's first byte arrived
 	deadline int64 // monotonic ns; 0 = none

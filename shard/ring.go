@@ -49,7 +49,8 @@ const (
 	sqNeedWakeup = 1 << 0
 	sqCQOverflow = 1 << 1
 
-	cqeFMore = 1 << 1
+	cqeFMore  = 1 << 1
+	cqeFNotif = 1 << 3
 
 	sqeIOLink     = 1 << 2
 	sqeIOHardlink = 1 << 3
@@ -420,6 +421,15 @@ func (r *ring) prepRead(fd int, buf []byte, ud uint64) {
 	e.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
 	e.Len = uint32(len(buf))
 	e.UserData = ud
+}
+
+// prepSendZC is prepSend without the copy into the kernel: the NIC sends
+// from buf, and a second completion (IORING_CQE_F_NOTIF) says when the
+// kernel no longer reads it. Since 6.0.
+func (r *ring) prepSendZC(fd int32, buf []byte, link uint8, ud uint64) {
+	r.prepSend(fd, buf, link, ud)
+	e := (*sqe)(unsafe.Add(r.sqeBase, uintptr((r.sqeTail-1)&r.sqMask)*unsafe.Sizeof(sqe{})))
+	e.OpCode = giouring.OpSendZC
 }
 
 // prepShutdown queues shutdown(2). Since 5.11.

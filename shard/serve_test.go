@@ -585,3 +585,49 @@ func TestServeBufferPoolDry(t *testing.T) {
 		t.Error("the pool never ran dry: the path under test did not run")
 	}
 }
+
+// TestServeSendZC: large answers sent zero-copy arrive whole in every
+// mode of use, and every notification releases its set of responses
+// (otherwise the Date refresh would stall).
+func TestServeSendZC(t *testing.T) {
+	body := bytes.Repeat([]byte("0123456789abcdef"), 4096) // 64 KiB
+	for _, mode := range []Mode{ModeKeepAlive, ModeClose} {
+		t.Run(fmt.Sprint("mode=", mode), func(t *testing.T) {
+			ts := startServer(t, modes[0], func(c *Config) {
+				c.SendZC = true
+				c.Mode = mode
+				c.Response.Body = body
+			})
+			for i := range 20 {
+				c, err := net.Dial("tcp", ts.addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				n := 1
+				if mode == ModeKeepAlive {
+					n = 8
+				}
+				fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", n))
+				br := bufio.NewReader(c)
+				for j := range n {
+					resp, err := http.ReadResponse(br, nil)
+					if err != nil {
+						t.Fatalf("conn %d answer %d: %v", i, j, err)
+					}
+					got, err := io.ReadAll(resp.Body)
+					if err != nil || !bytes.Equal(got, body) {
+						t.Fatalf("conn %d answer %d: %d bytes, %v", i, j, len(got), err)
+					}
+				}
+				c.Close()
+			}
+			waitFor(t, "closes", func() bool { return ts.total(func(s Stats) uint64 { return s.Closed }) == 20 })
+			sh := ts.shards[0]
+			sh.Stop()
+			if sh.sending != [2]int{} {
+				t.Errorf("sends still counted in flight after stop: %v", sh.sending)
+			}
+		})
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
 
 	"zerosys/affinity"
@@ -58,6 +59,9 @@ type Config struct {
 	SendTimeout   time.Duration // one send may wait this long for the client to read; default 60s
 	LingerTimeout time.Duration // reading to EOF after the last answer; default 5s
 
+	// SendZC sends answers of at least zcMin bytes with IORING_OP_SEND_ZC.
+	SendZC bool
+
 	bufCount int // with RecvMultishot: buffers in the pool (a power of two); 0 sizes it from MaxConns. For tests.
 }
 
@@ -93,6 +97,10 @@ const publishEvery = 32
 
 // cqeBatch is the most completions handled before SQEs are published.
 const cqeBatch = 256
+
+// zcMin is the smallest send that goes zero-copy with SendZC: below it,
+// the second completion costs more than the copy it saves.
+const zcMin = 16 << 10
 
 // orphanSlot marks a close of a connection that got no slot.
 const orphanSlot = ^uint32(0)
@@ -233,7 +241,11 @@ func (s *Shard) run(ready chan<- error) {
 		return
 	}
 	defer r.close()
-	if err := r.probeOps(requiredOps); err != nil {
+	ops := requiredOps
+	if s.cfg.SendZC {
+		ops = append(ops[:len(ops):len(ops)], probeOp{giouring.OpSendZC, "IORING_OP_SEND_ZC", "6.0"})
+	}
+	if err := r.probeOps(ops); err != nil {
 		ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
 		return
 	}
@@ -433,12 +445,21 @@ func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
 		}
 		return
 	}
-	more := flags&cqeFMore != 0 // a multishot recv stays armed
+	more := flags&cqeFMore != 0 // a multishot recv stays armed; a zero-copy send will notify
 	if !more {
 		s.inflight--
 	}
 	if slot == orphanSlot {
 		return
+	}
+	zcSet := uint8(0)
+	if o == opSendZC {
+		zcSet, slot = uint8(slot>>31), slot&^zcSetBit
+		if flags&cqeFNotif != 0 {
+			// The kernel is done with the buffer, whether or not the
+			// connection still exists.
+			s.sending[zcSet]--
+		}
 	}
 	c := &s.conns[slot]
 	if c.gen != gen&genMask || c.fd < 0 {
@@ -456,7 +477,11 @@ func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
 	case opRecv:
 		s.onRecv(c, slot, res, flags)
 	case opSend:
-		s.onSend(c, res)
+		s.onSend(c, res, true)
+	case opSendZC:
+		if flags&cqeFNotif == 0 {
+			s.onSend(c, res, !more) // without a notification to come, release the set now
+		}
 	case opShutdown:
 		// Nothing to do: its effect shows in the recv and send it ends.
 	case opClose:
@@ -690,9 +715,13 @@ func (s *Shard) abort(c *conn) {
 	}
 }
 
-func (s *Shard) onSend(c *conn, res int32) {
+// onSend handles a send's result; releaseSet is false for a zero-copy send
+// whose notification will release its set of responses.
+func (s *Shard) onSend(c *conn, res int32, releaseSet bool) {
 	c.sending = false
-	s.sending[c.sendSet]--
+	if releaseSet {
+		s.sending[c.sendSet]--
+	}
 	if res < 0 {
 		if unix.Errno(-res) != unix.ECANCELED {
 			s.local[cResets]++
@@ -825,7 +854,13 @@ func (s *Shard) send(c *conn, slot uint32) {
 	if link {
 		flags = sqeIOHardlink
 	}
-	s.r.prepSend(c.fd, p.many[c.sendOff:c.sendEnd], flags, packUD(opSend, c.gen, slot))
+	if b := p.many[c.sendOff:c.sendEnd]; s.cfg.SendZC && len(b) >= zcMin {
+		s.r.prepSendZC(c.fd, b, flags, packUD(opSendZC, c.gen, slot|uint32(c.sendSet)<<31))
+		c.sendZC = true
+	} else {
+		s.r.prepSend(c.fd, b, flags, packUD(opSend, c.gen, slot))
+		c.sendZC = false
+	}
 	c.sending = true
 	c.inflight++
 	s.inflight++
@@ -861,8 +896,11 @@ func (s *Shard) setDeadline(c *conn) {
 // generation changes so late completions for it are recognised as stale.
 func (s *Shard) release(c *conn, slot uint32) {
 	if c.sending {
-		// Its completion, if it ever comes, is stale from here on.
-		s.sending[c.sendSet]--
+		// Its completion, if it ever comes, is stale from here on; a
+		// zero-copy send's notification still releases its set.
+		if !c.sendZC {
+			s.sending[c.sendSet]--
+		}
 		c.sending = false
 	}
 	if s.br != nil {
@@ -980,9 +1018,14 @@ func (s *Shard) teardown() {
 				}
 				continue
 			}
-			s.inflight--
+			if e.Flags&cqeFMore == 0 {
+				s.inflight--
+			}
 			if slot == orphanSlot || o == opCancel || o == opWake {
 				continue
+			}
+			if o == opSendZC {
+				slot &^= zcSetBit
 			}
 			c := &s.conns[slot]
 			if c.gen == gen && c.fd >= 0 {

@@ -22,7 +22,13 @@ const (
 	opClose
 	opCancel
 	opWake // the control eventfd was written: another goroutine set a control bit
+	opSendZC
 )
+
+// zcSetBit marks, in the slot field of an opSendZC, which set of prepared
+// responses the send reads: its notification must release that set even
+// after the connection is gone. Slots stay below 1<<20.
+const zcSetBit = 1 << 31
 
 const genMask = 1<<24 - 1
 

@@ -32,6 +32,7 @@ type config struct {
 	maxConns int
 	recvBuf  int
 	recv     string
+	sendZC   bool
 
 	status      int
 	body        string
@@ -104,7 +105,7 @@ var flagGroups = []struct {
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
-	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header"}},
+	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
 	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
@@ -137,6 +138,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.bodyFile, "body-file", "", "read the response body from this file")
 	fs.IntVar(&c.bodySize, "body-size", 0, "a response body of this many bytes (for large-response tests)")
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
+	fs.BoolVar(&c.sendZC, "send-zc", false, "send answers of 16 KiB or more with IORING_OP_SEND_ZC (zero-copy; pays off on real NICs, not on loopback, where the kernel copies anyway)")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "serve /metrics (Prometheus), /healthz and /readyz here; empty disables")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with /readyz failing, so load balancers notice")

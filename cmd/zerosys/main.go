@@ -167,6 +167,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			MaxConns:      cfg.maxConns,
 			RecvBuffer:    cfg.recvBuf,
 			RecvMultishot: cfg.recv == "multishot",
+			SendZC:        cfg.sendZC,
 			MaxPipeline:   cfg.maxPipeline,
 			HeaderTimeout: cfg.headerTimeout,
 			IdleTimeout:   cfg.idleTimeout,
