@@ -810,8 +810,10 @@ func (s *Shard) step(c *conn, slot uint32) {
 	case c.inflight == 0:
 		s.queueClose(c, slot)
 	case c.recvArmed:
-		// Closing with a recv armed would not end the connection.
-		s.abort(c)
+		// A multishot recv is still armed: closing would not end the
+		// connection, and it is reading anyway, so close the safe way,
+		// half-close and read to EOF.
+		c.linger = true
 		s.step(c, slot)
 	}
 }

@@ -206,13 +206,15 @@ func TestNoResetsOnClose(t *testing.T) {
 	if out, err := exec.Command(ip, "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	for _, mode := range []struct{ name, flag, header string }{
-		{"close-mode", "close", "X-Test: 1"},
-		{"keepalive-mode-connection-close", "keepalive", "Connection: close"},
+	for _, mode := range []struct{ name, flag, header, recv string }{
+		{"close-mode", "close", "X-Test: 1", "single"},
+		{"keepalive-mode-connection-close", "keepalive", "Connection: close", "single"},
+		{"close-mode-multishot-recv", "close", "X-Test: 1", "multishot"},
+		{"keepalive-mode-connection-close-multishot-recv", "keepalive", "Connection: close", "multishot"},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			p := startCommand(t, exec.Command(ip, "netns", "exec", ns, binary, "--addr", "127.0.0.1:8080", "--metrics-addr", "",
-				"--sqpoll", "off", "--shards", "1", "--mode", mode.flag))
+				"--sqpoll", "off", "--shards", "1", "--mode", mode.flag, "--recv", mode.recv))
 			counters := func() map[string]int {
 				out, err := exec.Command(ip, "netns", "exec", ns, nstat, "-asz", "TcpExtTCPAbortOnData", "TcpExtTCPAbortOnClose", "TcpPassiveOpens").Output()
 				if err != nil {
