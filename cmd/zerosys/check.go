@@ -57,11 +57,7 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 		add("cpus", "", err)
 		return out, nil
 	}
-	pc, err := cfg.planConfig(allowed)
-	var plan affinity.Plan
-	if err == nil {
-		plan, err = affinity.MakePlan(pc)
-	}
+	plan, err := cfg.plan(allowed)
 	if err != nil {
 		add("cpu plan", "allowed cpus "+allowed.String(), err)
 		return out, nil

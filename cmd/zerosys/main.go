@@ -181,6 +181,10 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		srv.shards = append(srv.shards, s)
 	}
 	srv.ready.Store(true)
+	sqpoll := "off"
+	if plan.SQPoll {
+		sqpoll = "on"
+	}
 	metrics := "off"
 	if cfg.metricsAddr != "" {
 		if srv.ops, err = startOps(cfg.metricsAddr, srv, &srv.ready); err != nil {
@@ -195,7 +199,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		"version", buildVersion(),
 		"mode", cfg.mode,
 		"recv", cfg.recv,
-		"sqpoll", cfg.sqpoll,
+		"sqpoll", sqpoll,
 		"idle", srv.idle,
 		"shards", len(plan.Shards),
 		"plan", plan.String(),
