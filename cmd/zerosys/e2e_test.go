@@ -317,7 +317,7 @@ func TestStartupErrors(t *testing.T) {
 		{"CPU not allowed", []string{"--sqpoll", "off", "--cpus", "4000"}, 1, "4000"},
 		{"spin shares its poller's CPU", []string{"--idle", "spin", "--cpus", "0", "--poller-cpus", "0"}, 1, "starve"},
 		{"too many shards", []string{"--sqpoll", "off", "--shards", "4096"}, 1, "shards"},
-		{"bad flag value", []string{"--sqpoll", "maybe"}, 2, "want on or off"},
+		{"bad flag value", []string{"--sqpoll", "maybe"}, 2, "want auto, on or off"},
 		{"bad status", []string{"--status", "99"}, 2, "final status"},
 		{"header zerosys owns", []string{"--header", "Content-Length: 3"}, 1, "sets Content-Length itself"},
 		{"two bodies", []string{"--body", "x", "--body-size", "10"}, 2, "at most one"},

@@ -1,0 +1,3 @@
+module zerosys/deploy/lab
+
+go 1.26.0
