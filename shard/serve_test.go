@@ -88,7 +88,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // startServer starts m.shards shards on 127.0.0.1:0 and stops them when the
 // test ends. It skips when the machine cannot place the mode.
-func startServer(t *testing.T, m ringMode, mutate func(*Config)) *testServer {
+func startServer(t testing.TB, m ringMode, mutate func(*Config)) *testServer {
 	t.Helper()
 	allowed, err := affinity.Allowed()
 	if err != nil {
