@@ -64,12 +64,7 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 	gr := bufio.NewReader(good)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			bad, err := net.Dial("tcp", ts.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer bad.Close()
-			_ = bad.SetDeadline(time.Now().Add(5 * time.Second))
+			bad := ts.dial(t)
 			if _, err := io.WriteString(bad, c.in); err != nil {
 				t.Fatal(err)
 			}
@@ -102,12 +97,7 @@ func TestServeExpectContinue(t *testing.T) { forRecvModes(t, testServeExpectCont
 
 func testServeExpectContinue(t *testing.T, m ringMode) {
 	ts := startServer(t, m, nil)
-	c, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := ts.dial(t)
 	fmt.Fprint(c, "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
 	br := bufio.NewReader(c)
 	line, err := br.ReadString('\n')

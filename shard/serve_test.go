@@ -73,6 +73,19 @@ func (ts *testServer) total(f func(Stats) uint64) uint64 {
 	return n
 }
 
+// dial connects to the server with a 5 s deadline; the connection closes
+// when the test ends.
+func (ts *testServer) dial(t testing.TB) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
 // waitFor polls until cond holds: counters are published a few batches
 // late, and a shard's last completions may land after the client is done.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -288,12 +301,7 @@ func TestServeCloseMode(t *testing.T) {
 func TestServeCloseModePipelined(t *testing.T) {
 	forModes(t, func(t *testing.T, m ringMode) {
 		ts := startServer(t, m, func(c *Config) { c.Mode = ModeClose })
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		fmt.Fprintf(c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
 		br := bufio.NewReader(c)
 		resp, err := http.ReadResponse(br, nil)
@@ -315,12 +323,7 @@ func TestServeCloseModePipelined(t *testing.T) {
 func TestServeHalfClose(t *testing.T) {
 	forModes(t, func(t *testing.T, m ringMode) {
 		ts := startServer(t, m, nil)
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", 3))
 		if err := c.(*net.TCPConn).CloseWrite(); err != nil {
 			t.Fatal(err)
@@ -338,12 +341,7 @@ func TestServeHalfClose(t *testing.T) {
 func TestServeBadInputIsolated(t *testing.T) {
 	forModes(t, func(t *testing.T, m ringMode) {
 		ts := startServer(t, m, nil)
-		good, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer good.Close()
-		_ = good.SetDeadline(time.Now().Add(5 * time.Second))
+		good := ts.dial(t)
 		gr := bufio.NewReader(good)
 		for i := range 3 {
 			bad, err := net.Dial("tcp", ts.addr)
@@ -373,12 +371,7 @@ func testServeMaxConns(t *testing.T, m ringMode) {
 	ts := startServer(t, m, func(c *Config) { c.MaxConns = 4 })
 	var held []net.Conn
 	for range 4 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		c := ts.dial(t)
 		fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 		readResponses(t, bufio.NewReader(c), 1, nil)
 		held = append(held, c)
@@ -413,12 +406,7 @@ func testServeTimeouts(t *testing.T, m ringMode) {
 		c.HeaderTimeout = 300 * time.Millisecond
 		c.IdleTimeout = 300 * time.Millisecond
 	})
-	slow, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	_ = slow.SetDeadline(time.Now().Add(5 * time.Second))
+	slow := ts.dial(t)
 	start := time.Now()
 	for _, part := range []string{"GET / HT", "TP/1.1\r\n", "Host: t\r\n"} {
 		fmt.Fprint(slow, part)
@@ -431,12 +419,7 @@ func testServeTimeouts(t *testing.T, m ringMode) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("header timeout of 300ms fired after %v", d)
 	}
-	idle, err := net.Dial("tcp", ts.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idle.Close()
-	_ = idle.SetDeadline(time.Now().Add(5 * time.Second))
+	idle := ts.dial(t)
 	fmt.Fprint(idle, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 	br := bufio.NewReader(idle)
 	readResponses(t, br, 1, nil)
