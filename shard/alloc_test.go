@@ -12,8 +12,8 @@ import (
 )
 
 // TestZeroAllocsPerRequest counts heap allocations in the whole process
-// while a client sends pipelined requests, keep-alive and close, with and
-// without bodies. The client writes and reads preallocated buffers, so any
+// while a client sends pipelined requests on one keep-alive connection,
+// with and without bodies, over both receive paths. The client writes and reads preallocated buffers, so any
 // allocation counted is the server's.
 func TestZeroAllocsPerRequest(t *testing.T) {
 	for _, m := range recvModes {

@@ -132,8 +132,8 @@ func testServeSlowReader(t *testing.T, m ringMode) {
 	// Nothing read yet: the server must have stopped framing well short
 	// of n; its queue is bounded by MaxPipeline per connection.
 	framed := ts.total(func(s Stats) uint64 { return s.Requests })
-	if framed >= n {
-		t.Errorf("all %d requests framed while the client read nothing", framed)
+	if framed >= n/2 {
+		t.Errorf("%d of %d requests framed while the client read nothing: reading did not pause", framed, n)
 	}
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
 	readResponses(t, bufio.NewReader(c), n, nil)

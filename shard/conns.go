@@ -19,6 +19,7 @@ const (
 	dlIdle
 	dlSend
 	dlLinger
+	dlAbort // backstop: an aborted connection still has operations in flight
 )
 
 // conn is one slot of a shard's preallocated connection table. A slot is
@@ -27,7 +28,7 @@ const (
 type conn struct {
 	fd       int32
 	gen      uint32
-	inflight uint8 // SQEs in the ring for this slot, not yet completed
+	inflight uint32 // SQEs in the ring for this slot, not yet completed (zero-copy notifications included)
 
 	recvArmed   bool
 	sending     bool
@@ -35,7 +36,7 @@ type conn struct {
 	linger      bool // close by shutdown(SHUT_WR) and reading to EOF: unread input may be on its way
 	lingering   bool // shutdown(SHUT_WR) done; reading to EOF
 	aborting    bool // give up: shutdown(SHUT_RDWR) whatever is in flight, then close
-	shutQueued  bool // a shutdown is in flight (or done)
+	shutAll     bool // shutdown(SHUT_RDWR) queued to end what is in flight
 	closeQueued bool // the close is in flight; nothing else may be queued
 	peerEOF     bool // the peer closed its side
 	recvCancel  bool // a cancel of the multishot recv is in flight (paused, not closing)

@@ -283,6 +283,15 @@ func (r *ring) getSQE() *sqe {
 	return e
 }
 
+// reserve makes sure the next n getSQE calls find room, so SQEs linked
+// together are published together: a link chain ends at the last SQE of a
+// submission.
+func (r *ring) reserve(n uint32) {
+	for r.sqeTail+n-atomic.LoadUint32(r.sqHead) > r.sqEntries {
+		r.sqFull()
+	}
+}
+
 // sqFull makes room in a full SQ: with SQPOLL, wake the poller if it sleeps
 // or wait for it to consume entries; without, submit what is queued.
 func (r *ring) sqFull() {

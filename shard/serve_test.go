@@ -172,6 +172,10 @@ func TestServeNetHTTPClient(t *testing.T) {
 						errs <- fmt.Errorf("status %d body %q err %v", resp.StatusCode, body, err)
 						return
 					}
+					if resp.Close {
+						errs <- fmt.Errorf("a keep-alive request was answered with Connection: close")
+						return
+					}
 				}
 			}()
 		}
@@ -181,8 +185,11 @@ func TestServeNetHTTPClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "request counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Requests }) == workers*each })
-		if acc := ts.total(func(s Stats) uint64 { return s.Accepted }); acc > 2*workers {
-			t.Errorf("%d connections for %d keep-alive workers: connections are not kept", acc, workers)
+		// Go's transport may dial more connections than workers when
+		// they race for idle ones; what zerosys controls is that it
+		// never ends a keep-alive connection itself.
+		if n := ts.total(func(s Stats) uint64 { return s.TimeoutIdle + s.TimeoutHeader + s.Resets }); n != 0 {
+			t.Errorf("%d connections ended by timeouts or errors", n)
 		}
 	})
 }
@@ -460,12 +467,13 @@ func TestServeShardsShareLoad(t *testing.T) {
 func TestStopReleasesEverything(t *testing.T) {
 	fdsBefore := countFDs(t)
 	goroutinesBefore := runtime.NumGoroutine()
-	for _, m := range modes[:2] {
+	stopModes := []ringMode{modes[0], modes[2], modes[4]}
+	for _, m := range stopModes {
 		g, err := listener.Listen(listener.Config{Addr: "127.0.0.1:0"}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Start(Config{ListenFD: g.FDs[0], CPU: -1, SQPoll: m.sqpoll, MaxConns: 16})
+		s, err := Start(Config{ListenFD: g.FDs[0], CPU: -1, SQPoll: m.sqpoll, MaxConns: 16, RecvMultishot: m.multishot})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,7 +492,8 @@ func TestStopReleasesEverything(t *testing.T) {
 		s.Stop()
 		_ = g.Close()
 	}
-	waitFor(t, "fds to close", func() bool { return countFDs(t) <= fdsBefore+6 }) // the test's own 6 client sockets
+	clientSockets := 3 * len(stopModes) // the test's own, closed when it ends
+	waitFor(t, "fds to close", func() bool { return countFDs(t) <= fdsBefore+clientSockets })
 	waitFor(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutinesBefore })
 }
 
@@ -613,4 +622,57 @@ func TestServeSendZC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeTimeoutsFreeSlots: a client that stays connected and silent
+// after its answer (lingering close), or that never reads a last answer
+// linked to the close, must not hold the slot past the timeouts.
+func TestServeTimeoutsFreeSlots(t *testing.T) {
+	forRecvModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, func(c *Config) {
+			c.LingerTimeout = 300 * time.Millisecond
+			c.SendTimeout = 300 * time.Millisecond
+			c.Response.Body = bytes.Repeat([]byte("x"), 8<<20) // more than socket buffers hold
+		})
+		// Lingering: a bad request gets 400, a half-close, then the
+		// server reads until the client closes, which it never does.
+		silent := ts.dial(t)
+		fmt.Fprint(silent, "BAD REQUEST\r\n\r\n")
+		// Linked send+close: "Connection: close", and the client never
+		// reads the 8 MiB answer.
+		stuck := ts.dial(t)
+		fmt.Fprint(stuck, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+		waitFor(t, "both slots to be released", func() bool {
+			return ts.total(func(s Stats) uint64 { return s.Closed }) == 2
+		})
+		if n := ts.total(func(s Stats) uint64 { return s.TimeoutLinger }); n != 1 {
+			t.Errorf("%d linger timeouts, want 1", n)
+		}
+		if n := ts.total(func(s Stats) uint64 { return s.TimeoutSend }); n != 1 {
+			t.Errorf("%d send timeouts, want 1", n)
+		}
+	})
+}
+
+// TestServeCloseModeLatePipelined: in close mode a keep-alive client may
+// send its next request after the answer left; it must still read the
+// whole answer and an EOF, not a reset.
+func TestServeCloseModeLatePipelined(t *testing.T) {
+	forRecvModes(t, func(t *testing.T, m ringMode) {
+		ts := startServer(t, m, func(c *Config) { c.Mode = ModeClose })
+		for i := range 20 {
+			c := ts.dial(t)
+			fmt.Fprint(c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\n")
+			time.Sleep(2 * time.Millisecond) // the answer is on its way
+			fmt.Fprint(c, "GET /2 HTTP/1.1\r\nHost: t\r\n\r\n")
+			time.Sleep(20 * time.Millisecond) // and the second request has arrived
+			got, err := io.ReadAll(c)
+			if err != nil {
+				t.Fatalf("connection %d: %v after %q", i, err, got)
+			}
+			if !bytes.HasSuffix(got, []byte("Have a nice day!")) || bytes.Count(got, []byte("HTTP/1.1 200")) != 1 {
+				t.Fatalf("connection %d got %q", i, got)
+			}
+		}
+	})
 }

@@ -164,9 +164,10 @@ type Shard struct {
 
 	// wakeFD is an eventfd a read is always armed on, so a control change
 	// wakes a shard blocked in io_uring_enter; wakeBuf receives the reads.
-	wakeFD    int
-	wakeBuf   [8]byte
-	closeWake sync.Once
+	wakeFD     int
+	wakeBuf    [8]byte
+	wakeMu     sync.Mutex // orders wake-ups against closing wakeFD; never on the request path
+	wakeClosed bool
 }
 
 // Control bits other goroutines set and the loop reads once per iteration.
@@ -269,7 +270,6 @@ func (s *Shard) run(ready chan<- error) {
 			ready <- fmt.Errorf("shard %d: %w", s.cfg.ID, err)
 			return
 		}
-		defer s.br.close() // after the ring: deferred calls run last-in first-out
 	}
 	s.r = r
 	s.epoch = time.Now()
@@ -279,6 +279,8 @@ func (s *Shard) run(ready chan<- error) {
 	ready <- nil
 	s.loop()
 	s.teardown()
+	r.close()    // idempotent; the defer above covers the early returns
+	s.br.close() // after the ring: its memory is the kernel's until then
 }
 
 // Stop stops serving and returns once the shard's connections are closed
@@ -290,7 +292,12 @@ func (s *Shard) Stop() {
 }
 
 func (s *Shard) releaseWake() {
-	s.closeWake.Do(func() { _ = unix.Close(s.wakeFD) })
+	s.wakeMu.Lock()
+	defer s.wakeMu.Unlock()
+	if !s.wakeClosed {
+		s.wakeClosed = true
+		_ = unix.Close(s.wakeFD)
+	}
 }
 
 // Drain makes the shard answer every further request with
@@ -320,9 +327,14 @@ func (s *Shard) setCtl(bit uint32) {
 		}
 	}
 	// Wake the loop if it is blocked in io_uring_enter. EAGAIN (the counter
-	// is full) means a wake-up is pending anyway.
-	one := [8]byte{1}
-	_, _ = unix.Write(s.wakeFD, one[:])
+	// is full) means a wake-up is pending anyway. After Stop the eventfd
+	// is closed and its number may belong to another file.
+	s.wakeMu.Lock()
+	if !s.wakeClosed {
+		one := [8]byte{1}
+		_, _ = unix.Write(s.wakeFD, one[:])
+	}
+	s.wakeMu.Unlock()
 }
 
 // armWake keeps a read armed on the control eventfd.
@@ -404,6 +416,9 @@ func (s *Shard) checkAcceptStopped() {
 		select {
 		case <-s.acceptStopped:
 		default:
+			// Connections taken by the last accepts must be counted
+			// before anyone waits for the active count to reach zero.
+			s.publish()
 			close(s.acceptStopped)
 		}
 	}
@@ -431,6 +446,9 @@ func (s *Shard) idle() {
 		return
 	}
 	timeout := s.nextSweep - s.now
+	if !s.acceptArmed && s.acceptRetryAt > s.now {
+		timeout = min(timeout, s.acceptRetryAt-s.now) // EMFILE backoff ends
+	}
 	if s.dirty {
 		// Come back in time to publish what the last batches counted.
 		timeout = min(timeout, s.lastPublish+publishEvery-s.now)
@@ -669,7 +687,11 @@ func (s *Shard) frame(c *conn, b []byte, more bool) int {
 			closeAfter := s.cfg.Mode == ModeClose || !req.KeepAlive || s.seen&ctlDrain != 0
 			c.enqueue(answerVariant(req, closeAfter))
 			if closeAfter {
-				s.finish(c, len(b) > 0 || more)
+				// Linger when input may still come: bytes already here,
+				// or a client that expected to keep the connection
+				// (close mode, drain) and may be sending its next
+				// request right now.
+				s.finish(c, len(b) > 0 || more || req.KeepAlive)
 				return total
 			}
 		case httpwire.Error:
@@ -710,8 +732,8 @@ func (s *Shard) wakeBufWaiters() {
 		s.bufWaiters = s.bufWaiters[:len(s.bufWaiters)-1]
 		_, gen, slot := unpackUD(ud)
 		c := &s.conns[slot]
-		c.waitBuf = false
 		if c.gen == gen && c.fd >= 0 {
+			c.waitBuf = false
 			s.step(c, slot)
 		}
 	}
@@ -772,14 +794,18 @@ func (s *Shard) step(c *conn, slot uint32) {
 		}
 	}
 	if c.aborting {
-		if c.inflight == 0 {
+		switch {
+		case c.inflight == 0:
 			s.queueClose(c, slot)
-		} else if !c.shutQueued {
-			// Ends the recv or send still in flight.
+		case !c.shutAll:
+			// Ends the recv or send still in flight, also after a
+			// linger's SHUT_WR. Should one outlive it, the sweep
+			// cancels it by its user_data (dlAbort).
 			s.r.prepShutdown(c.fd, unix.SHUT_RDWR, 0, ud(opShutdown))
-			c.shutQueued = true
+			c.shutAll = true
 			c.inflight++
 			s.inflight++
+			c.dlKind, c.deadline = dlAbort, s.now+int64(time.Second)
 		}
 		return
 	}
@@ -809,7 +835,6 @@ func (s *Shard) step(c *conn, slot uint32) {
 			// until it closes: closing with unread input would make the
 			// kernel reset the connection and destroy the answer.
 			s.r.prepShutdown(c.fd, unix.SHUT_WR, 0, ud(opShutdown))
-			c.shutQueued = true
 			c.lingering = true
 			c.inflight++
 			s.inflight++
@@ -866,6 +891,7 @@ func (s *Shard) send(c *conn, slot uint32) {
 	var flags uint8
 	if link {
 		flags = sqeIOHardlink
+		s.r.reserve(2)
 	}
 	if b := p.many[c.sendOff:c.sendEnd]; s.cfg.SendZC && len(b) >= zcMin {
 		s.r.prepSendZC(c.fd, b, flags, packUD(opSendZC, c.gen, slot|uint32(c.sendSet)<<31))
@@ -883,12 +909,33 @@ func (s *Shard) send(c *conn, slot uint32) {
 	}
 }
 
+// queueClose queues the close. Linked behind a send, the send keeps its
+// deadline: a client that never reads must not hold the slot.
 func (s *Shard) queueClose(c *conn, slot uint32) {
 	s.r.prepClose(c.fd, packUD(opClose, c.gen, slot))
 	c.closeQueued = true
 	c.inflight++
 	s.inflight++
-	c.dlKind, c.deadline = dlNone, 0
+	if !c.sending {
+		c.dlKind, c.deadline = dlNone, 0
+	}
+}
+
+// cancelOps cancels, by user_data, the recv and the send a connection has
+// in flight. It touches no fd: a linked close may already have run.
+func (s *Shard) cancelOps(c *conn, slot uint32) {
+	if c.recvArmed {
+		s.r.prepCancel(packUD(opRecv, c.gen, slot), packUD(opCancel, 0, 0))
+		s.inflight++
+	}
+	if c.sending {
+		target := packUD(opSend, c.gen, slot)
+		if c.sendZC {
+			target = packUD(opSendZC, c.gen, slot|uint32(c.sendSet)<<31)
+		}
+		s.r.prepCancel(target, packUD(opCancel, 0, 0))
+		s.inflight++
+	}
 }
 
 // setDeadline arms the timer for what the connection now waits for.
@@ -935,7 +982,7 @@ func (s *Shard) sweep() {
 	next := s.now + s.minTimeout()
 	for i := range s.conns {
 		c := &s.conns[i]
-		if c.fd < 0 || c.closeQueued || c.deadline == 0 {
+		if c.fd < 0 || c.deadline == 0 {
 			continue
 		}
 		if s.now < c.deadline {
@@ -943,6 +990,17 @@ func (s *Shard) sweep() {
 			continue
 		}
 		c.deadline = 0
+		if c.closeQueued || c.dlKind == dlAbort {
+			// A send the close is linked behind, or an operation that
+			// outlived an abort's shutdown: cancel it, and come back.
+			if c.dlKind == dlSend {
+				s.local[cTimeoutSend]++
+			}
+			s.cancelOps(c, uint32(i))
+			c.dlKind, c.deadline = dlAbort, s.now+int64(time.Second)
+			next = min(next, c.deadline)
+			continue
+		}
 		switch c.dlKind {
 		case dlHeader:
 			s.local[cTimeoutHeader]++
@@ -1039,6 +1097,9 @@ func (s *Shard) teardown() {
 				continue
 			}
 			if o == opSendZC {
+				if e.Flags&cqeFNotif != 0 {
+					s.sending[slot>>31]--
+				}
 				slot &^= zcSetBit
 			}
 			c := &s.conns[slot]

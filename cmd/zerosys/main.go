@@ -225,10 +225,22 @@ func (s *server) drain(cfg *config, log *slog.Logger) {
 		sh.Drain()
 	}
 	// Take what the kernel already queued before closing the listeners:
-	// closing them would reset those connections.
+	// closing them would reset those connections. Handshakes under way
+	// when the filter went on still complete and join the queue, so the
+	// queue must stay empty for a while, not just once.
+	const settle = 100 * time.Millisecond
 	for i := range s.shards {
+		emptySince := time.Time{}
 		for time.Now().Before(deadline) {
-			if n, err := s.group.Pending(i); err != nil || n == 0 {
+			n, err := s.group.Pending(i)
+			if err != nil {
+				break
+			}
+			if n > 0 {
+				emptySince = time.Time{}
+			} else if emptySince.IsZero() {
+				emptySince = time.Now()
+			} else if time.Since(emptySince) >= settle {
 				break
 			}
 			time.Sleep(time.Millisecond)
