@@ -628,11 +628,18 @@ func TestServeSendZC(t *testing.T) {
 // after its answer (lingering close), or that never reads a last answer
 // linked to the close, must not hold the slot past the timeouts.
 func TestServeTimeoutsFreeSlots(t *testing.T) {
-	forRecvModes(t, func(t *testing.T, m ringMode) {
+	for _, m := range []ringMode{modes[0], modes[4], {"sqpoll=off/shards=1/send=zerocopy", false, 1, false}} {
+		t.Run(m.name, func(t *testing.T) { testServeTimeoutsFreeSlots(t, m, strings.Contains(m.name, "zerocopy")) })
+	}
+}
+
+func testServeTimeoutsFreeSlots(t *testing.T, m ringMode, zerocopy bool) {
+	{
 		ts := startServer(t, m, func(c *Config) {
 			c.LingerTimeout = 300 * time.Millisecond
 			c.SendTimeout = 300 * time.Millisecond
 			c.Response.Body = bytes.Repeat([]byte("x"), 8<<20) // more than socket buffers hold
+			c.SendZC = zerocopy
 		})
 		// Lingering: a bad request gets 400, a half-close, then the
 		// server reads until the client closes, which it never does.
@@ -642,16 +649,19 @@ func TestServeTimeoutsFreeSlots(t *testing.T) {
 		// reads the 8 MiB answer.
 		stuck := ts.dial(t)
 		fmt.Fprint(stuck, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-		waitFor(t, "both slots to be released", func() bool {
-			return ts.total(func(s Stats) uint64 { return s.Closed }) == 2
+		// Keep-alive: the client asks and never reads.
+		unread := ts.dial(t)
+		fmt.Fprint(unread, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		waitFor(t, "all three slots to be released", func() bool {
+			return ts.total(func(s Stats) uint64 { return s.Closed }) == 3
 		})
 		if n := ts.total(func(s Stats) uint64 { return s.TimeoutLinger }); n != 1 {
 			t.Errorf("%d linger timeouts, want 1", n)
 		}
-		if n := ts.total(func(s Stats) uint64 { return s.TimeoutSend }); n != 1 {
-			t.Errorf("%d send timeouts, want 1", n)
+		if n := ts.total(func(s Stats) uint64 { return s.TimeoutSend }); n != 2 {
+			t.Errorf("%d send timeouts, want 2", n)
 		}
-	})
+	}
 }
 
 // TestServeCloseModeLatePipelined: in close mode a keep-alive client may

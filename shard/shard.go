@@ -446,9 +446,6 @@ func (s *Shard) idle() {
 		return
 	}
 	timeout := s.nextSweep - s.now
-	if !s.acceptArmed && s.acceptRetryAt > s.now {
-		timeout = min(timeout, s.acceptRetryAt-s.now) // EMFILE backoff ends
-	}
 	if s.dirty {
 		// Come back in time to publish what the last batches counted.
 		timeout = min(timeout, s.lastPublish+publishEvery-s.now)
@@ -499,7 +496,15 @@ func (s *Shard) dispatch(ud uint64, res int32, flags uint32) {
 		}
 		return
 	}
-	if !more {
+	// The connection waits for an operation's last completion, except a
+	// zero-copy send's notification: it comes only once the peer has
+	// acknowledged the data, which a client that never reads never does.
+	// The notification releases the response set (above), not the slot.
+	if o == opSendZC {
+		if flags&cqeFNotif == 0 {
+			c.inflight--
+		}
+	} else if !more {
 		c.inflight--
 	}
 	switch o {
@@ -549,9 +554,11 @@ func (s *Shard) onAccept(res int32, flags uint32) {
 			// We paused accepting; rearmAccept resumes when slots free.
 		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
 			// Out of descriptors or memory: retrying at once would spin.
-			// Connections wait in the kernel's backlog meanwhile.
+			// Connections wait in the kernel's backlog meanwhile; the
+			// sweep at the retry time re-arms accept.
 			s.local[cAcceptErrors]++
 			s.acceptRetryAt = s.now + int64(100*time.Millisecond)
+			s.nextSweep = min(s.nextSweep, s.acceptRetryAt)
 		default:
 			// ECONNABORTED and the like: the peer gave up; carry on.
 			s.local[cAcceptErrors]++
@@ -806,6 +813,7 @@ func (s *Shard) step(c *conn, slot uint32) {
 			c.inflight++
 			s.inflight++
 			c.dlKind, c.deadline = dlAbort, s.now+int64(time.Second)
+			s.nextSweep = min(s.nextSweep, c.deadline) // set outside a sweep
 		}
 		return
 	}

@@ -228,24 +228,27 @@ func (s *server) drain(cfg *config, log *slog.Logger) {
 	// closing them would reset those connections. Handshakes under way
 	// when the filter went on still complete and join the queue, so the
 	// queue must stay empty for a while, not just once.
+	// All listeners settle together, then all stop accepting at once.
 	const settle = 100 * time.Millisecond
-	for i := range s.shards {
-		emptySince := time.Time{}
-		for time.Now().Before(deadline) {
-			n, err := s.group.Pending(i)
-			if err != nil {
-				break
+	emptySince := time.Time{}
+	for time.Now().Before(deadline) {
+		pending := 0
+		for i := range s.shards {
+			if n, err := s.group.Pending(i); err == nil {
+				pending += n
 			}
-			if n > 0 {
-				emptySince = time.Time{}
-			} else if emptySince.IsZero() {
-				emptySince = time.Now()
-			} else if time.Since(emptySince) >= settle {
-				break
-			}
-			time.Sleep(time.Millisecond)
 		}
-		s.shards[i].StopAccepting()
+		if pending > 0 {
+			emptySince = time.Time{}
+		} else if emptySince.IsZero() {
+			emptySince = time.Now()
+		} else if time.Since(emptySince) >= settle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, sh := range s.shards {
+		sh.StopAccepting()
 	}
 	for _, sh := range s.shards {
 		select {
