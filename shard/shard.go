@@ -133,9 +133,9 @@ type Shard struct {
 
 	acceptArmed      bool
 	acceptCancelling bool
-	acceptPaused     bool
-	acceptRetryAt    int64 // monotonic ns; accept is re-armed no earlier (EMFILE backoff)
-	reserve          int   // free slots kept back for accepts already in flight
+	acceptRetryAt    int64  // monotonic ns; accept is re-armed no earlier (EMFILE backoff)
+	reserve          int    // free slots kept back for accepts already in flight
+	maxPending       uint32 // Config.MaxPipeline: answers queued per connection before reading pauses
 
 	epoch     time.Time
 	now       int64 // monotonic ns since epoch, read once per batch
@@ -187,13 +187,14 @@ func Start(cfg Config) (*Shard, error) {
 	}
 	resp2, _ := buildResponses(cfg.Response)
 	s := &Shard{
-		cfg:      cfg,
-		conns:    make([]conn, cfg.MaxConns),
-		free:     make([]uint32, 0, cfg.MaxConns),
-		sets:     [2]*responses{resp, resp2},
-		reserve:  cfg.MaxConns / 32,
-		statusOf: resp.statusOf(),
-		done:     make(chan struct{}),
+		cfg:        cfg,
+		conns:      make([]conn, cfg.MaxConns),
+		free:       make([]uint32, 0, cfg.MaxConns),
+		sets:       [2]*responses{resp, resp2},
+		reserve:    cfg.MaxConns / 32,
+		maxPending: uint32(cfg.MaxPipeline),
+		statusOf:   resp.statusOf(),
+		done:       make(chan struct{}),
 
 		acceptStopped: make(chan struct{}),
 		sharedPoller:  cfg.SQPoll && cfg.CPU >= 0 && cfg.PollerCPU == cfg.CPU,
@@ -537,7 +538,6 @@ func (s *Shard) rearmAccept() {
 	if s.acceptArmed || s.seen&ctlStopAccept != 0 || s.now < s.acceptRetryAt || len(s.free) <= s.reserve {
 		return
 	}
-	s.acceptPaused = false
 	s.armAccept()
 }
 
@@ -585,7 +585,6 @@ func (s *Shard) onAccept(res int32, flags uint32) {
 		// wait in the kernel's backlog instead of being dropped. The
 		// reserve absorbs accepts completed before the cancel lands.
 		s.local[cAcceptPaused]++
-		s.acceptPaused = true
 		s.acceptCancelling = true
 		s.r.prepCancel(packUD(opAccept, 0, 0), packUD(opCancel, 0, 0))
 		s.inflight++
@@ -647,7 +646,7 @@ func (s *Shard) parse(c *conn, slot uint32) {
 		c.parseOff += uint32(s.frame(c, s.buf(slot)[c.parseOff:c.parseEnd], false))
 		return
 	}
-	for c.heldHead >= 0 && !c.closing && !c.full(uint32(s.cfg.MaxPipeline)) {
+	for c.heldHead >= 0 && !c.closing && !c.full(s.maxPending) {
 		bid := uint16(c.heldHead)
 		b := s.br.buf(bid)
 		more := s.br.next[bid] >= 0
@@ -672,8 +671,7 @@ func (s *Shard) parse(c *conn, slot uint32) {
 // close). more says further input is already buffered after b.
 func (s *Shard) frame(c *conn, b []byte, more bool) int {
 	total := len(b)
-	maxPending := uint32(s.cfg.MaxPipeline)
-	for len(b) > 0 && !c.full(maxPending) {
+	for len(b) > 0 && !c.full(s.maxPending) {
 		n, r := c.parser.Feed(b)
 		b = b[n:]
 		switch r {
@@ -789,10 +787,10 @@ func (s *Shard) step(c *conn, slot uint32) {
 		return
 	}
 	ud := func(o op) uint64 { return packUD(o, c.gen, slot) }
-	full := c.full(uint32(s.cfg.MaxPipeline))
+	full := c.full(s.maxPending)
 	if !c.closing && c.hasInput() && !full {
 		s.parse(c, slot)
-		full = c.full(uint32(s.cfg.MaxPipeline))
+		full = c.full(s.maxPending)
 	}
 	if !c.aborting && !c.sending && c.qlen > 0 {
 		s.send(c, slot)
