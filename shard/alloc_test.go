@@ -38,8 +38,8 @@ func TestZeroAllocsPerRequest(t *testing.T) {
 			}
 		}
 		req := batch.Bytes()
-		answer := len(ts.shards[0].sets[0][vOK].one)
-		head := len(ts.shards[0].sets[0][vHead].one)
+		answer := len(ts.shards[0].e.sets.at(0)[vOK].one)
+		head := len(ts.shards[0].e.sets.at(0)[vHead].one)
 		want := perBatch/4*3*answer + perBatch/4*head
 		buf := make([]byte, want)
 		round := func() {

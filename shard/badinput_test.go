@@ -87,7 +87,7 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 		})
 	}
 	waitFor(t, "rejected counter", func() bool {
-		return ts.total(func(s Stats) uint64 { return s.Rejected }) == uint64(len(cases))
+		return ts.total(func(s Stats) uint64 { return s.Counters[cRejected] }) == uint64(len(cases))
 	})
 }
 
@@ -131,7 +131,7 @@ func testServeSlowReader(t *testing.T, m ringMode) {
 	time.Sleep(300 * time.Millisecond)
 	// Nothing read yet: the server must have stopped framing well short
 	// of n; its queue is bounded by MaxPipeline per connection.
-	framed := ts.total(func(s Stats) uint64 { return s.Requests })
+	framed := ts.total(func(s Stats) uint64 { return s.Counters[cRequests] })
 	if framed >= n/2 {
 		t.Errorf("%d of %d requests framed while the client read nothing: reading did not pause", framed, n)
 	}

@@ -30,7 +30,7 @@ func benchServe(b *testing.B, m ringMode, depth int) {
 	}
 	defer c.Close()
 	req := bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), depth)
-	buf := make([]byte, depth*len(ts.shards[0].sets[0][vOK].one))
+	buf := make([]byte, depth*len(ts.shards[0].e.sets.at(0)[vOK].one))
 	round := func() {
 		if _, err := c.Write(req); err != nil {
 			b.Fatal(err)
@@ -55,6 +55,6 @@ func benchServe(b *testing.B, m ringMode, depth int) {
 	time.Sleep(2 * time.Millisecond)
 	after := ts.shards[0].Stats()
 	n := float64(rounds * depth)
-	b.ReportMetric(float64(after.Enters-before.Enters)/n, "enters/op")
+	b.ReportMetric(float64(after.Enters()-before.Enters())/n, "enters/op")
 	b.ReportMetric(float64(rounds*depth)/float64(b.N), "req/op")
 }

@@ -10,11 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// bufRing is a provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): the
+// bufPool is a provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): the
 // shard hands the kernel a pool of receive buffers, and a multishot recv
 // takes one per completion. Buffers come back to the pool only when the
-// shard has framed their bytes.
-type bufRing struct {
+// shard has framed their bytes. The pool itself is plain memory; register
+// hands it to a ring, so the lifecycle can be tested without one.
+type bufPool struct {
 	mem   []byte         // the ring: entries of struct io_uring_buf, 16 bytes each
 	bufs  []byte         // the buffers, size bytes each
 	size  int            // bytes per buffer
@@ -36,50 +37,62 @@ const (
 	cqeBufferShift  = 16
 )
 
-// newBufRing registers n buffers of size bytes as group 0 of r.
-func newBufRing(r *ring, n, size int) (*bufRing, error) {
+// newBufPool makes n buffers of size bytes (n a power of two), all given to
+// the kernel's side of the ring.
+func newBufPool(n, size int) (*bufPool, error) {
+	// Page-aligned, as PBUF_RING requires of the ring's memory.
 	mem, err := unix.Mmap(-1, 0, n*16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("shard: mapping the buffer ring: %w", os.NewSyscallError("mmap", err))
 	}
-	b := &bufRing{
+	b := &bufPool{
 		mem: mem, bufs: make([]byte, n*size), size: size, mask: uint16(n - 1), n: n,
 		next: make([]int32, n), fill: make([]uint32, n), base: unsafe.Pointer(&mem[0]),
 	}
 	b.word = (*uint32)(unsafe.Add(b.base, 12))
-	reg := giouring.BufReg{RingAddr: uint64(uintptr(b.base)), RingEntries: uint32(n), Bgid: b.group}
-	if _, err := r.uring.RegisterBufferRing(&reg, 0); err != nil {
-		_ = unix.Munmap(mem)
-		return nil, fmt.Errorf("shard: io_uring_register(PBUF_RING): %w", &ErrFeature{Feature: "provided buffer rings", Since: "5.19"})
-	}
+	b.out = n // as if the shard held every buffer; the puts hand them over
 	for i := range n {
 		b.put(uint16(i))
 	}
-	b.out = 0
 	return b, nil
 }
 
+// register makes the pool group b.group of ring r.
+func (b *bufPool) register(r *ring) error {
+	reg := giouring.BufReg{RingAddr: uint64(uintptr(b.base)), RingEntries: uint32(b.n), Bgid: b.group}
+	if _, err := r.uring.RegisterBufferRing(&reg, 0); err != nil {
+		return fmt.Errorf("shard: io_uring_register(PBUF_RING): %w", &ErrFeature{Feature: "provided buffer rings", Since: "5.19"})
+	}
+	return nil
+}
+
+// dry reports that the kernel holds no free buffer.
+func (b *bufPool) dry() bool { return b.out >= b.n }
+
 // buf returns buffer bid's received bytes.
-func (b *bufRing) buf(bid uint16) []byte {
+func (b *bufPool) buf(bid uint16) []byte {
 	off := int(bid) * b.size
 	return b.bufs[off : off+int(b.fill[bid])]
 }
 
 // take records that the kernel filled buffer bid with n bytes.
-func (b *bufRing) take(bid uint16, n int32) {
+func (b *bufPool) take(bid uint16, n int32) {
 	b.out++
-	b.fill[bid] = uint32(n)
+	b.fill[bid] = uint32(max(n, 0))
 	b.next[bid] = -1
 }
 
 // put returns buffer bid to the kernel.
-func (b *bufRing) put(bid uint16) {
+func (b *bufPool) put(bid uint16) {
 	e := unsafe.Add(b.base, uintptr(b.tail&b.mask)*16)
 	*(*uint64)(e) = uint64(uintptr(unsafe.Pointer(&b.bufs[int(bid)*b.size])))
 	*(*uint32)(unsafe.Add(e, 8)) = uint32(b.size)
 	*(*uint16)(unsafe.Add(e, 12)) = bid
 	b.tail++
 	b.out--
+	if debugChecks && b.out < 0 {
+		panic("shard: pool buffer returned twice")
+	}
 	// The tail is a __u16 sharing a 32-bit word with entry 0's bid. Go has
 	// no 16-bit atomic, so the word is stored whole, with the bid as it is:
 	// the store is a release, ordering the entry's fields before the tail.
@@ -87,7 +100,7 @@ func (b *bufRing) put(bid uint16) {
 	atomic.StoreUint32(b.word, uint32(bid0)|uint32(b.tail)<<16)
 }
 
-func (b *bufRing) close() {
+func (b *bufPool) close() {
 	if b != nil && b.mem != nil {
 		_ = unix.Munmap(b.mem)
 		b.mem = nil

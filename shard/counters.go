@@ -9,38 +9,91 @@ import (
 // counter names one per-shard counter.
 type counter int
 
+// The counters, in the order of counterTable.
 const (
-	cAccepted      counter = iota // connections accepted
-	cClosed                       // connections closed
-	cAcceptErrors                 // accept completions with an error
-	cAcceptDropped                // connections accepted with no free slot (closed at once)
-	cAcceptPaused                 // times accepting paused because the table was full
-	cRequests                     // complete requests framed
-	cRejected                     // requests refused as malformed or over a limit
-	cBytesIn                      // bytes received
-	cBytesOut                     // bytes sent
-	cResets                       // connections that ended in ECONNRESET/EPIPE or another socket error
-	cTimeoutHeader                // connections closed for the header timeout
-	cTimeoutIdle                  // keep-alive connections closed when idle too long
-	cTimeoutSend                  // connections closed because the client stopped reading
-	cTimeoutLinger                // lingering closes cut short
-	cStale                        // completions for an earlier tenant of a reused slot
-	cLoopsBusy                    // loop iterations that reaped completions
-	cLoopsIdle                    // loop iterations that found none
-	cEnterWakeup                  // io_uring_enter: SQPOLL poller wake-ups
-	cEnterWait                    // io_uring_enter: waits (and submits without SQPOLL)
-	cEnterOverflow                // io_uring_enter: CQ overflow flushes
-	cEnterSQFull                  // io_uring_enter: full SQ
-	cCQOverflow                   // completions the kernel dropped (should stay 0: FEAT_NODROP)
-	cRecvNoBufs                   // multishot recvs ended because the buffer pool ran dry
+	cAccepted counter = iota
+	cClosedNormal
+	cClosedTimeoutHeader
+	cClosedTimeoutIdle
+	cClosedTimeoutSend
+	cClosedTimeoutLinger
+	cClosedError
+	cClosedShutdown
+	cAcceptErrors
+	cAcceptDropped
+	cAcceptPaused
+	cRequests
+	cRejected
+	cBytesIn
+	cBytesOut
+	cStale
+	cLoopsBusy
+	cLoopsIdle
+	cEnterWakeup
+	cEnterWait
+	cEnterOverflow
+	cEnterSQFull
+	cEnterErrors
+	cCQOverflow
+	cRecvNoBufs
+	cDateDelayed
+	cActionsGrown
 	numCounters
 )
 
-// statusCounters counts responses by prepared variant; see responses.go.
-type statusCounters [numVariants]uint64
+// CounterInfo describes one counter: the Prometheus family it belongs to
+// (without the zerosys_ prefix), the label that tells it from the family's
+// other members, its help text and its key in the exit log.
+type CounterInfo struct {
+	Family string // e.g. "connections_closed_total"
+	Label  string // label name, "" when the family has one member
+	Value  string // label value
+	Help   string // the family's help (the same for each member)
+	Log    string // key in the exit log
+}
+
+const closedHelp = "Connections closed, by what ended them; each connection is counted once."
+const enterHelp = "io_uring_enter calls the shard made, by reason; divide by requests for syscalls per request."
+const loopHelp = "Shard loop iterations that found completions (busy) or none (idle); busy/(busy+idle) near 1 means saturated."
+
+// counterTable is the one list of counters: the shard's Stats, the
+// Prometheus collector, the exit log and the README's list all come from
+// it (a test holds the README to it).
+var counterTable = [numCounters]CounterInfo{
+	cAccepted:            {"connections_accepted_total", "", "", "Connections accepted.", "accepted"},
+	cClosedNormal:        {"connections_closed_total", "reason", "normal", closedHelp, "closed_normal"},
+	cClosedTimeoutHeader: {"connections_closed_total", "reason", "timeout_header", closedHelp, "closed_timeout_header"},
+	cClosedTimeoutIdle:   {"connections_closed_total", "reason", "timeout_idle", closedHelp, "closed_timeout_idle"},
+	cClosedTimeoutSend:   {"connections_closed_total", "reason", "timeout_send", closedHelp, "closed_timeout_send"},
+	cClosedTimeoutLinger: {"connections_closed_total", "reason", "timeout_linger", closedHelp, "closed_timeout_linger"},
+	cClosedError:         {"connections_closed_total", "reason", "error", closedHelp, "closed_error"},
+	cClosedShutdown:      {"connections_closed_total", "reason", "shutdown", closedHelp, "closed_shutdown"},
+	cAcceptErrors:        {"accept_errors_total", "", "", "Accept completions with an error (EMFILE backs off 100 ms).", "accept_errors"},
+	cAcceptDropped:       {"accept_dropped_total", "", "", "Connections accepted with no free slot and closed at once.", "accept_dropped"},
+	cAcceptPaused:        {"accept_paused_total", "", "", "Times accepting paused because the connection table was full.", "accept_paused"},
+	cRequests:            {"requests_total", "", "", "Complete requests framed.", "requests"},
+	cRejected:            {"requests_rejected_total", "", "", "Requests refused as malformed or over a limit (answered 4xx/5xx, then closed).", "rejected"},
+	cBytesIn:             {"received_bytes_total", "", "", "Bytes received.", "bytes_in"},
+	cBytesOut:            {"sent_bytes_total", "", "", "Bytes sent.", "bytes_out"},
+	cStale:               {"stale_completions_total", "", "", "Completions for an earlier tenant of a reused slot, dropped.", "stale"},
+	cLoopsBusy:           {"loop_iterations_total", "state", "busy", loopHelp, "loops_busy"},
+	cLoopsIdle:           {"loop_iterations_total", "state", "idle", loopHelp, "loops_idle"},
+	cEnterWakeup:         {"io_uring_enter_total", "reason", "wakeup", enterHelp, "enter_wakeup"},
+	cEnterWait:           {"io_uring_enter_total", "reason", "wait", enterHelp, "enter_wait"},
+	cEnterOverflow:       {"io_uring_enter_total", "reason", "overflow", enterHelp, "enter_overflow"},
+	cEnterSQFull:         {"io_uring_enter_total", "reason", "sq_full", enterHelp, "enter_sqfull"},
+	cEnterErrors:         {"io_uring_enter_errors_total", "", "", "io_uring_enter calls that failed with an error other than EINTR, EAGAIN, EBUSY or ETIME (the first is logged).", "enter_errors"},
+	cCQOverflow:          {"cq_overflow_total", "", "", "Completions the kernel could not post (should stay 0).", "cq_overflow"},
+	cRecvNoBufs:          {"recv_nobufs_total", "", "", "Multishot recvs ended because the receive buffer pool ran dry (re-armed as buffers return).", "recv_nobufs"},
+	cDateDelayed:         {"date_refresh_delayed_total", "", "", "Date refreshes put off because every response set was read by a send.", "date_delayed"},
+	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
+}
+
+// Counters describes every counter in Stats.Counters, by index.
+func Counters() []CounterInfo { return counterTable[:] }
 
 // published holds the counters other threads read. Only the shard writes
-// them, by copying its private tallies at most every few batches, so the
+// them, by copying its private tallies at most every publishEvery, so the
 // request path pays for plain increments and never for an atomic or a
 // shared cache line. The padding keeps two shards' counters off one cache
 // line.
@@ -60,45 +113,64 @@ type Stats struct {
 	CPU   int // CPU the shard thread is pinned to (-1: not pinned)
 	TID   int // OS thread id of the shard thread (for strace -p)
 
-	Accepted, Closed, Active    uint64
-	AcceptErrors, AcceptDropped uint64
-	AcceptPaused                uint64
-	Requests, Rejected          uint64
-	BytesIn, BytesOut           uint64
-	Resets                      uint64
-	TimeoutHeader, TimeoutIdle  uint64
-	TimeoutSend, TimeoutLinger  uint64
-	Stale                       uint64
-	LoopsBusy, LoopsIdle        uint64
-	EnterWakeup, EnterWait      uint64
-	EnterOverflow, EnterSQFull  uint64
-	CQOverflow                  uint64
-	RecvNoBufs                  uint64
-	Responses                   map[int]uint64 // by status code
-	Enters                      uint64         // all io_uring_enter calls the shard made
+	// Counters holds every counter, described by Counters() at the same index.
+	Counters  [numCounters]uint64
+	Active    uint64         // connections open now
+	Responses map[int]uint64 // answers sent, by status code
 }
 
+// Closed is the connections closed for any reason.
+func (st Stats) Closed() uint64 {
+	var n uint64
+	for c := cClosedNormal; c <= cClosedShutdown; c++ {
+		n += st.Counters[c]
+	}
+	return n
+}
+
+// Enters is every io_uring_enter call the shard made.
+func (st Stats) Enters() uint64 {
+	return st.Counters[cEnterWakeup] + st.Counters[cEnterWait] + st.Counters[cEnterOverflow] + st.Counters[cEnterSQFull]
+}
+
+// Requests is the complete requests framed.
+func (st Stats) Requests() uint64 { return st.Counters[cRequests] }
+
+// Accepted is the connections accepted.
+func (st Stats) Accepted() uint64 { return st.Counters[cAccepted] }
+
 func (p *published) snapshot(st *Stats, statusOf *[numVariants]int) {
-	c := func(i counter) uint64 { return p.counters[i].Load() }
-	st.Accepted, st.Closed = c(cAccepted), c(cClosed)
+	for i := range p.counters {
+		st.Counters[i] = p.counters[i].Load()
+	}
 	st.Active = uint64(max(p.active.Load(), 0))
-	st.AcceptErrors, st.AcceptDropped, st.AcceptPaused = c(cAcceptErrors), c(cAcceptDropped), c(cAcceptPaused)
-	st.Requests, st.Rejected = c(cRequests), c(cRejected)
-	st.BytesIn, st.BytesOut = c(cBytesIn), c(cBytesOut)
-	st.Resets = c(cResets)
-	st.TimeoutHeader, st.TimeoutIdle = c(cTimeoutHeader), c(cTimeoutIdle)
-	st.TimeoutSend, st.TimeoutLinger = c(cTimeoutSend), c(cTimeoutLinger)
-	st.Stale = c(cStale)
-	st.LoopsBusy, st.LoopsIdle = c(cLoopsBusy), c(cLoopsIdle)
-	st.EnterWakeup, st.EnterWait = c(cEnterWakeup), c(cEnterWait)
-	st.EnterOverflow, st.EnterSQFull = c(cEnterOverflow), c(cEnterSQFull)
-	st.CQOverflow = c(cCQOverflow)
-	st.RecvNoBufs = c(cRecvNoBufs)
-	st.Enters = st.EnterWakeup + st.EnterWait + st.EnterOverflow + st.EnterSQFull
 	st.Responses = make(map[int]uint64, numVariants)
 	for v := range p.responses {
 		if n := p.responses[v].Load(); n > 0 {
 			st.Responses[statusOf[v]] += n
 		}
 	}
+}
+
+// closeReason is what ended a connection; each connection has one, counted
+// once when its slot is released (see conn.setReason).
+type closeReason uint8
+
+const (
+	reasonNone closeReason = iota
+	reasonNormal
+	reasonTimeoutHeader
+	reasonTimeoutIdle
+	reasonTimeoutSend
+	reasonTimeoutLinger
+	reasonError
+	reasonShutdown
+)
+
+// counter is the closed_total member a reason is counted in.
+func (r closeReason) counter() counter {
+	if r == reasonNone {
+		r = reasonNormal
+	}
+	return cClosedNormal + counter(r-reasonNormal)
 }

@@ -254,3 +254,14 @@ func (rs *responses) statusOf() *[numVariants]int {
 	}
 	return &s
 }
+
+// clone returns a deep copy of rs: the same bytes in memory of its own.
+func (rs *responses) clone() *responses {
+	c := *rs
+	for v := range c {
+		p := &c[v]
+		p.many = append([]byte(nil), p.many...)
+		p.one = p.many[:len(p.one)]
+	}
+	return &c
+}

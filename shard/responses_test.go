@@ -140,28 +140,28 @@ func TestAnswerVariant(t *testing.T) {
 	}
 }
 
-func TestConnQueue(t *testing.T) {
-	var c conn
+func TestAnswerQueue(t *testing.T) {
+	var q answerQueue
 	for i := 0; i < 3; i++ {
-		c.enqueue(vOK)
+		q.push(vOK)
 	}
-	c.enqueue(vHead)
-	c.enqueue(vOK)
-	if c.qlen != 3 || c.pending != 5 || c.head().count != 3 {
-		t.Fatalf("queue: qlen %d pending %d head %d, want 3 5 3", c.qlen, c.pending, c.head().count)
+	q.push(vHead)
+	q.push(vOK)
+	if q.len != 3 || q.pending != 5 || q.first().count != 3 {
+		t.Fatalf("queue: len %d pending %d first %d, want 3 5 3", q.len, q.pending, q.first().count)
 	}
-	c.popSent(2)
-	c.popSent(1)
-	if c.qlen != 2 || c.head().v != vHead {
-		t.Fatalf("after popping the first run: qlen %d head %d", c.qlen, c.head().v)
+	q.pop(2)
+	q.pop(1)
+	if q.len != 2 || q.first().v != vHead {
+		t.Fatalf("after popping the first run: len %d first %d", q.len, q.first().v)
 	}
 	for i := 0; i < maxRuns; i++ {
-		c.enqueue(variant(i % 2))
+		q.push(variant(i % 2))
 	}
-	if !c.full(1 << 20) {
+	if !q.full(1 << 20) {
 		t.Error("queue with maxRuns runs is not full")
 	}
-	if !c.full(3) {
+	if !q.full(3) {
 		t.Error("queue over maxPending is not full")
 	}
 }

@@ -157,6 +157,7 @@ type enterCounts struct {
 	wait     uint64 // waiting for completions (or submitting without SQPOLL)
 	overflow uint64 // flushing completions the kernel held back (CQ overflow)
 	sqFull   uint64 // the SQ was full and had to be drained
+	errors   uint64 // calls that failed (EINTR, ETIME, EAGAIN and EBUSY excepted)
 }
 
 // ErrFeature reports a kernel that lacks an io_uring feature zerosys needs.
@@ -270,42 +271,60 @@ func (r *ring) close() {
 
 func (r *ring) sqPoll() bool { return r.flags&setupSQPoll != 0 }
 
-// getSQE claims the next free SQE, zeroed (a reused SQE must not carry stale
-// fields into the next operation). It flushes, and if need be waits, when the
-// SQ is full, so it never fails.
+// room is how many SQEs can be claimed before the SQ is full.
+func (r *ring) room() uint32 {
+	return r.sqEntries - (r.sqeTail - atomic.LoadUint32(r.sqHead))
+}
+
+// getSQE claims the next SQE, zeroed (a reused SQE must not carry stale
+// fields into the next operation). The caller has checked room.
 func (r *ring) getSQE() *sqe {
-	for r.sqeTail-atomic.LoadUint32(r.sqHead) >= r.sqEntries {
-		r.sqFull()
-	}
 	e := (*sqe)(unsafe.Add(r.sqeBase, uintptr(r.sqeTail&r.sqMask)*unsafe.Sizeof(sqe{})))
 	*e = sqe{}
 	r.sqeTail++
 	return e
 }
 
-// reserve makes sure the next n getSQE calls find room, so SQEs linked
-// together are published together: a link chain ends at the last SQE of a
-// submission.
-func (r *ring) reserve(n uint32) {
-	for r.sqeTail+n-atomic.LoadUint32(r.sqHead) > r.sqEntries {
-		r.sqFull()
+// errBusy says the kernel could not take more work until completions are
+// reaped (EAGAIN, EBUSY): the loop reaps, then tries again.
+var errBusy = errors.New("shard: io_uring busy: reap completions first")
+
+// enter calls io_uring_enter and sorts its result: EINTR is retried (a wait
+// cut short returns instead, and the loop waits again if it still must),
+// ETIME (a wait's timeout) is no error, EAGAIN and EBUSY are errBusy, and
+// anything else is counted and returned.
+func (r *ring) enter(submit, wait, flags uint32, arg unsafe.Pointer, argSize int) error {
+	for {
+		_, err := r.uring.Enter2(submit, wait, flags, arg, argSize)
+		switch err {
+		case nil, unix.ETIME:
+			return nil
+		case unix.EINTR:
+			if wait > 0 {
+				return nil
+			}
+			continue
+		case unix.EAGAIN, unix.EBUSY:
+			return errBusy
+		}
+		r.enters.errors++
+		return os.NewSyscallError("io_uring_enter", err)
 	}
 }
 
-// sqFull makes room in a full SQ: with SQPOLL, wake the poller if it sleeps
-// or wait for it to consume entries; without, submit what is queued.
-func (r *ring) sqFull() {
+// makeRoom asks the kernel to consume the SQ when it is full: with SQPOLL,
+// wake the poller if it sleeps (else it is consuming already); without,
+// submit what is queued.
+func (r *ring) makeRoom() error {
 	r.enters.sqFull++
+	pending := r.publish()
 	if r.sqPoll() {
-		r.publish()
-		flags := uint32(enterSQWait)
-		if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
-			flags |= enterSQWakeup
+		if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup == 0 {
+			return nil
 		}
-		_, _ = r.uring.Enter(0, 0, flags, nil)
-		return
+		return r.enter(0, 0, enterSQWakeup|enterSQWait, nil, 0)
 	}
-	_, _ = r.uring.Enter(r.publish(), 0, 0, nil)
+	return r.enter(pending, 0, 0, nil, 0)
 }
 
 // publish makes claimed SQEs visible to the kernel and returns how many are
@@ -321,20 +340,22 @@ func (r *ring) publish() uint32 {
 
 // submit hands queued SQEs to the kernel. With SQPOLL that is a store plus,
 // only when the poller went to sleep, one io_uring_enter to wake it.
-func (r *ring) submit() {
+// Without SQPOLL the SQEs go with the next wait.
+func (r *ring) submit() error {
 	pending := r.publish()
 	if !r.sqPoll() || pending == 0 {
-		return
+		return nil
 	}
 	if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
 		r.enters.wakeup++
-		_, _ = r.uring.Enter(pending, 0, enterSQWakeup, nil)
+		return r.enter(pending, 0, enterSQWakeup, nil, 0)
 	}
+	return nil
 }
 
 // wait submits queued SQEs and blocks until at least one completion is ready
 // or timeoutNs passes (0: no timeout). It is the only blocking call.
-func (r *ring) wait(timeoutNs int64) {
+func (r *ring) wait(timeoutNs int64) error {
 	pending := r.publish()
 	if r.sqPoll() {
 		pending = 0 // the poller submits; entering only waits
@@ -347,12 +368,11 @@ func (r *ring) wait(timeoutNs int64) {
 		flags |= enterSQWakeup
 	}
 	if timeoutNs <= 0 {
-		_, _ = r.uring.Enter(pending, 1, flags, nil)
-		return
+		return r.enter(pending, 1, flags, nil, 0)
 	}
 	r.waitTS = unix.NsecToTimespec(timeoutNs)
 	r.waitArg = geteventsArg{ts: uint64(uintptr(unsafe.Pointer(&r.waitTS)))}
-	_, _ = r.uring.Enter2(pending, 1, flags|enterExtArg, unsafe.Pointer(&r.waitArg), int(unsafe.Sizeof(r.waitArg)))
+	return r.enter(pending, 1, flags|enterExtArg, unsafe.Pointer(&r.waitArg), int(unsafe.Sizeof(r.waitArg)))
 }
 
 // ready returns how many CQEs can be reaped. When the CQ is empty but the
@@ -361,7 +381,7 @@ func (r *ring) ready() uint32 {
 	n := atomic.LoadUint32(r.cqTail) - *r.cqHead
 	if n == 0 && atomic.LoadUint32(r.sqFlags)&sqCQOverflow != 0 {
 		r.enters.overflow++
-		_, _ = r.uring.Enter(0, 0, enterGetEvents, nil)
+		_ = r.enter(0, 0, enterGetEvents, nil, 0) // what it flushed shows in the tail; a failure is counted
 		n = atomic.LoadUint32(r.cqTail) - *r.cqHead
 	}
 	return n
@@ -381,103 +401,6 @@ func (r *ring) advance(n uint32) {
 
 // overflowed returns the kernel's count of CQEs it had to drop.
 func (r *ring) overflowed() uint32 { return atomic.LoadUint32(r.cqOverflow) }
-
-// The prep functions fill SQEs by hand, named after liburing's
-// io_uring_prep_*. Buffers passed to them must stay reachable and unmoved
-// until the completion arrives: they are heap memory the shard owns.
-
-// prepMultishotAccept queues accept4(2) that keeps producing one CQE per new
-// connection (IORING_CQE_F_MORE set while it stays armed). Since 5.19.
-func (r *ring) prepMultishotAccept(fd int, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpAccept
-	e.Fd = int32(fd)
-	e.IoPrio = acceptMultishot
-	e.OpcodeFlags = unix.SOCK_CLOEXEC
-	e.UserData = ud
-}
-
-// prepRecv queues recv(2) into buf.
-func (r *ring) prepRecv(fd int32, buf []byte, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpRecv
-	e.Fd = fd
-	e.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
-	e.Len = uint32(len(buf))
-	e.UserData = ud
-}
-
-// prepSend queues send(2) of buf with MSG_NOSIGNAL (a closed peer is an EPIPE
-// result, not a signal) and MSG_WAITALL (io_uring retries a short send on a
-// stream socket until all of buf is sent or it fails). link is 0, or
-// IOSQE_IO_HARDLINK to run the next SQE even if the send fails.
-func (r *ring) prepSend(fd int32, buf []byte, link uint8, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpSend
-	e.Flags = link
-	e.Fd = fd
-	e.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
-	e.Len = uint32(len(buf))
-	e.OpcodeFlags = unix.MSG_NOSIGNAL | unix.MSG_WAITALL
-	e.UserData = ud
-}
-
-// prepRead queues read(2) of buf from fd.
-func (r *ring) prepRead(fd int, buf []byte, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpRead
-	e.Fd = int32(fd)
-	e.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
-	e.Len = uint32(len(buf))
-	e.UserData = ud
-}
-
-// prepSendZC is prepSend without the copy into the kernel: the NIC sends
-// from buf, and a second completion (IORING_CQE_F_NOTIF) says when the
-// kernel no longer reads it. Since 6.0.
-func (r *ring) prepSendZC(fd int32, buf []byte, link uint8, ud uint64) {
-	r.prepSend(fd, buf, link, ud)
-	e := (*sqe)(unsafe.Add(r.sqeBase, uintptr((r.sqeTail-1)&r.sqMask)*unsafe.Sizeof(sqe{})))
-	e.OpCode = giouring.OpSendZC
-}
-
-// prepShutdown queues shutdown(2). Since 5.11.
-func (r *ring) prepShutdown(fd int32, how int, link uint8, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpShutdown
-	e.Flags = link
-	e.Fd = fd
-	e.Len = uint32(how)
-	e.UserData = ud
-}
-
-// prepClose queues close(2).
-func (r *ring) prepClose(fd int32, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpClose
-	e.Fd = fd
-	e.UserData = ud
-}
-
-// prepCancel queues IORING_OP_ASYNC_CANCEL of the request with user_data
-// target.
-func (r *ring) prepCancel(target uint64, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpAsyncCancel
-	e.Fd = -1
-	e.Addr = target
-	e.UserData = ud
-}
-
-// prepCancelAll queues IORING_OP_ASYNC_CANCEL of every request in the ring.
-// Since 5.19.
-func (r *ring) prepCancelAll(ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpAsyncCancel
-	e.Fd = -1
-	e.OpcodeFlags = asyncCancelAny | asyncCancelAll
-	e.UserData = ud
-}
 
 // probeOps reports the first operation in ops that the kernel lacks, by
 // IORING_REGISTER_PROBE.

@@ -48,22 +48,28 @@ func TestUserData(t *testing.T) {
 		o    op
 		gen  uint32
 		slot uint32
+		set  uint16
 	}{
-		{opAccept, 0, 0},
-		{opRecv, 1, 7},
-		{opSend, genMask, 1<<32 - 2},
-		{opClose, 12345, orphanSlot},
-		{opCancel, 1 << 23, 99},
+		{opAccept, 0, 0, 0},
+		{opRecv, 1, 7, 0},
+		{opSend, genMask, maxSlots - 2, 0},
+		{opClose, 12345, noSlot, 0},
+		{opCancel, 1 << 23, 99, 0},
+		{opSendZC, 77, 5, maxSets - 1},
 	}
 	for _, c := range cases {
-		o, gen, slot := unpackUD(packUD(c.o, c.gen, c.slot))
-		if o != c.o || gen != c.gen || slot != c.slot {
-			t.Errorf("round trip of (%d,%d,%d) = (%d,%d,%d)", c.o, c.gen, c.slot, o, gen, slot)
+		ud := packUD(c.o, c.gen, c.slot)
+		if c.o == opSendZC {
+			ud = packZC(c.gen, c.slot, c.set)
+		}
+		got := decode(ud, -4, cqeFMore)
+		if got.op != c.o || got.gen != c.gen || got.slot != c.slot || got.set != c.set || got.res != -4 || !got.more() {
+			t.Errorf("round trip of %+v = %+v", c, got)
 		}
 	}
 	// A generation wraps within its 24 bits, so a reused slot's old
 	// completions differ from its new ones for 16M reuses.
-	if _, gen, _ := unpackUD(packUD(opRecv, genMask+1, 3)); gen != 0 {
+	if gen := decode(packUD(opRecv, genMask+1, 3), 0, 0).gen; gen != 0 {
 		t.Errorf("generation %d did not wrap to 0", gen)
 	}
 }

@@ -310,24 +310,19 @@ func (s *server) stop() {
 	s.ops.close()
 }
 
-// logStats writes one line per shard with its final counters, so a run can
-// be checked against what the load generator saw.
+// logStats writes one line per shard with its final counters, every one
+// of shard.Counters(), so a run can be checked against what the load
+// generator saw.
 func (s *server) logStats(log *slog.Logger) {
+	infos := shard.Counters()
 	for _, sh := range s.shards {
 		st := sh.Stats()
-		log.Info("shard stats",
-			"shard", st.Shard, "cpu", st.CPU,
-			"accepted", st.Accepted, "closed", st.Closed,
-			"requests", st.Requests, "rejected", st.Rejected,
-			"responses_200", st.Responses[200],
-			"bytes_in", st.BytesIn, "bytes_out", st.BytesOut,
-			"resets", st.Resets,
-			"timeouts", st.TimeoutHeader+st.TimeoutIdle+st.TimeoutSend+st.TimeoutLinger,
-			"enters", st.Enters, "enter_wakeup", st.EnterWakeup, "enter_wait", st.EnterWait,
-			"enter_overflow", st.EnterOverflow, "enter_sqfull", st.EnterSQFull,
-			"loops_busy", st.LoopsBusy, "loops_idle", st.LoopsIdle,
-			"accept_errors", st.AcceptErrors, "accept_dropped", st.AcceptDropped,
-			"stale", st.Stale, "cq_overflow", st.CQOverflow,
-		)
+		attrs := make([]any, 0, 2*len(infos)+12)
+		attrs = append(attrs, "shard", st.Shard, "cpu", st.CPU, "closed", st.Closed(), "enters", st.Enters(),
+			"responses_200", st.Responses[200], "active", st.Active)
+		for i, info := range infos {
+			attrs = append(attrs, info.Log, st.Counters[i])
+		}
+		log.Info("shard stats", attrs...)
 	}
 }

@@ -14,20 +14,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"zerosys/shard"
 )
 
 // shardCollector exports the shards' counters. It reads them only when
-// Prometheus scrapes, so the request path pays nothing for metrics.
+// Prometheus scrapes, so the request path pays nothing for metrics. The
+// families come from shard.Counters(), the one table of counters.
 type shardCollector struct {
 	srv   *server
 	ready *atomic.Bool
 
-	requests, rejected, responses       *prometheus.Desc
-	accepted, closed, active            *prometheus.Desc
-	acceptErrors, acceptDropped, paused *prometheus.Desc
-	bytesIn, bytesOut                   *prometheus.Desc
-	enters, loops, cqOverflow, stale    *prometheus.Desc
-	shardInfo, buildInfo, readyGauge    *prometheus.Desc
+	counters                         []*prometheus.Desc // by shard.Counters() index
+	responses, active                *prometheus.Desc
+	shardInfo, buildInfo, readyGauge *prometheus.Desc
 }
 
 func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
@@ -35,79 +35,68 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("zerosys_"+name, help, append(append([]string{}, sc...), labels...), nil)
 	}
-	return &shardCollector{
+	c := &shardCollector{
 		srv: srv, ready: ready,
-		requests:      d("requests_total", "Complete requests framed."),
-		rejected:      d("requests_rejected_total", "Requests refused as malformed or over a limit (answered 4xx/5xx, then closed)."),
-		responses:     d("responses_total", "Answers sent, by status code.", "code"),
-		accepted:      d("connections_accepted_total", "Connections accepted."),
-		closed:        d("connections_closed_total", "Connections closed, by reason.", "reason"),
-		active:        d("connections_active", "Connections open now."),
-		acceptErrors:  d("accept_errors_total", "Accept completions with an error (EMFILE backs off 100 ms)."),
-		acceptDropped: d("accept_dropped_total", "Connections accepted with no free slot and closed at once."),
-		paused:        d("accept_paused_total", "Times accepting paused because the connection table was full."),
-		bytesIn:       d("received_bytes_total", "Bytes received."),
-		bytesOut:      d("sent_bytes_total", "Bytes sent."),
-		enters:        d("io_uring_enter_total", "io_uring_enter calls the shard made, by reason; divide by requests for syscalls per request.", "reason"),
-		loops:         d("loop_iterations_total", "Shard loop iterations that found completions (busy) or none (idle); busy/(busy+idle) near 1 means saturated.", "state"),
-		cqOverflow:    d("cq_overflow_total", "Completions the kernel could not post (should stay 0)."),
-		stale:         d("stale_completions_total", "Completions for an earlier tenant of a reused slot, dropped."),
-		shardInfo:     prometheus.NewDesc("zerosys_shard_info", "One per shard: its CPU, its poller's CPU (-1: none) and its ring mode.", []string{"shard", "cpu", "poller_cpu", "sqpoll", "idle"}, nil),
-		buildInfo:     prometheus.NewDesc("zerosys_build_info", "Build information.", []string{"version", "goversion"}, nil),
-		readyGauge:    prometheus.NewDesc("zerosys_ready", "1 while ready for traffic, 0 while draining.", nil, nil),
+		responses:  d("responses_total", "Answers sent, by status code.", "code"),
+		active:     d("connections_active", "Connections open now."),
+		shardInfo:  prometheus.NewDesc("zerosys_shard_info", "One per shard: its CPU, its poller's CPU (-1: none) and its ring mode.", []string{"shard", "cpu", "poller_cpu", "sqpoll", "idle"}, nil),
+		buildInfo:  prometheus.NewDesc("zerosys_build_info", "Build information.", []string{"version", "goversion"}, nil),
+		readyGauge: prometheus.NewDesc("zerosys_ready", "1 while ready for traffic, 0 while draining.", nil, nil),
 	}
+	families := map[string]*prometheus.Desc{}
+	for _, info := range shard.Counters() {
+		desc, ok := families[info.Family]
+		if !ok {
+			if info.Label != "" {
+				desc = d(info.Family, info.Help, info.Label)
+			} else {
+				desc = d(info.Family, info.Help)
+			}
+			families[info.Family] = desc
+		}
+		c.counters = append(c.counters, desc)
+	}
+	return c
+}
+
+// descs lists every family once.
+func (c *shardCollector) descs() []*prometheus.Desc {
+	out := []*prometheus.Desc{c.responses, c.active, c.shardInfo, c.buildInfo, c.readyGauge}
+	seen := map[*prometheus.Desc]bool{}
+	for _, d := range c.counters {
+		if !seen[d] {
+			seen[d] = true
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // Describe implements prometheus.Collector.
 func (c *shardCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.requests, c.rejected, c.responses, c.accepted, c.closed, c.active,
-		c.acceptErrors, c.acceptDropped, c.paused, c.bytesIn, c.bytesOut, c.enters, c.loops, c.cqOverflow, c.stale,
-		c.shardInfo, c.buildInfo, c.readyGauge} {
+	for _, d := range c.descs() {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
+	infos := shard.Counters()
 	for i, sh := range c.srv.shards {
 		st := sh.Stats()
 		a := c.srv.plan.Shards[i]
 		id, cpu := strconv.Itoa(st.Shard), strconv.Itoa(st.CPU)
-		counter(c.requests, st.Requests, id, cpu)
-		counter(c.rejected, st.Rejected, id, cpu)
+		for k, v := range st.Counters {
+			labels := []string{id, cpu}
+			if infos[k].Label != "" {
+				labels = append(labels, infos[k].Value)
+			}
+			ch <- prometheus.MustNewConstMetric(c.counters[k], prometheus.CounterValue, float64(v), labels...)
+		}
 		for code, n := range st.Responses {
-			counter(c.responses, n, id, cpu, strconv.Itoa(code))
-		}
-		counter(c.accepted, st.Accepted, id, cpu)
-		byReason := map[string]uint64{
-			"timeout_header": st.TimeoutHeader, "timeout_idle": st.TimeoutIdle,
-			"timeout_send": st.TimeoutSend, "timeout_linger": st.TimeoutLinger, "error": st.Resets,
-		}
-		var abnormal uint64
-		for _, n := range byReason {
-			abnormal += n
-		}
-		byReason["normal"] = st.Closed - min(abnormal, st.Closed)
-		for reason, n := range byReason {
-			counter(c.closed, n, id, cpu, reason)
+			ch <- prometheus.MustNewConstMetric(c.responses, prometheus.CounterValue, float64(n), id, cpu, strconv.Itoa(code))
 		}
 		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active), id, cpu)
-		counter(c.acceptErrors, st.AcceptErrors, id, cpu)
-		counter(c.acceptDropped, st.AcceptDropped, id, cpu)
-		counter(c.paused, st.AcceptPaused, id, cpu)
-		counter(c.bytesIn, st.BytesIn, id, cpu)
-		counter(c.bytesOut, st.BytesOut, id, cpu)
-		counter(c.enters, st.EnterWakeup, id, cpu, "wakeup")
-		counter(c.enters, st.EnterWait, id, cpu, "wait")
-		counter(c.enters, st.EnterOverflow, id, cpu, "overflow")
-		counter(c.enters, st.EnterSQFull, id, cpu, "sq_full")
-		counter(c.loops, st.LoopsBusy, id, cpu, "busy")
-		counter(c.loops, st.LoopsIdle, id, cpu, "idle")
-		counter(c.cqOverflow, st.CQOverflow, id, cpu)
-		counter(c.stale, st.Stale, id, cpu)
 		ch <- prometheus.MustNewConstMetric(c.shardInfo, prometheus.GaugeValue, 1,
 			id, cpu, strconv.Itoa(a.PollerCPU), onOff(c.srv.plan.SQPoll), c.srv.idle)
 	}

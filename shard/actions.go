@@ -1,0 +1,83 @@
+package shard
+
+// actKind is an operation the engine asks the kernel for. Each is named
+// after the system call it stands for; the loop turns it into an SQE
+// (loop.go, prep.go).
+type actKind uint8
+
+const (
+	actAccept    actKind = iota + 1 // multishot accept4(2) on the listener
+	actRecv                         // recv(2) into buf
+	actRecvMulti                    // multishot recv(2) from the provided-buffer pool
+	actSend                         // send(2) of buf
+	actSendZC                       // zero-copy send(2) of buf
+	actShutdown                     // shutdown(2); how is in n
+	actClose                        // close(2)
+	actCancel                       // IORING_OP_ASYNC_CANCEL of the operation whose user_data is target
+	actRead                         // read(2) into buf (the control eventfd)
+)
+
+// action is one operation to queue. The engine fills it; the loop copies it
+// into an SQE. buf is memory the shard owns (a slot's receive buffer, a
+// prepared response), which stays put until the completion arrives.
+type action struct {
+	ud     uint64
+	target uint64 // actCancel: user_data of the operation to cancel
+	buf    []byte
+	n      uint32 // actShutdown: how
+	fd     int32
+	kind   actKind
+	link   bool // IOSQE_IO_HARDLINK: the next action runs after this one, even if it fails
+}
+
+// actionQueue holds actions not yet turned into SQEs, in order. It is a
+// ring of fixed capacity: every action stands for an operation the engine
+// has already counted as in flight, and a connection has at most
+// maxOpsPerConn of those, so the capacity (set at start from the slot
+// count) is never reached. Should it be, the queue grows and says so in
+// a counter rather than lose an operation.
+type actionQueue struct {
+	a     []action
+	head  int
+	n     int
+	grown uint64 // times the queue had to grow (should stay 0)
+}
+
+// maxOpsPerConn bounds the operations one connection can have queued or in
+// flight at once: a recv, a send, a shutdown, a close, and cancels of the
+// recv and the send.
+const maxOpsPerConn = 6
+
+func newActionQueue(capacity int) actionQueue {
+	return actionQueue{a: make([]action, capacity)}
+}
+
+// push appends a.
+func (q *actionQueue) push(a action) {
+	if q.n == len(q.a) {
+		q.grow()
+	}
+	q.a[(q.head+q.n)%len(q.a)] = a
+	q.n++
+}
+
+func (q *actionQueue) grow() {
+	q.grown++
+	bigger := make([]action, 2*len(q.a)+1)
+	for i := range q.n {
+		bigger[i] = q.a[(q.head+i)%len(q.a)]
+	}
+	q.a, q.head = bigger, 0
+}
+
+// peek returns the i-th queued action.
+func (q *actionQueue) peek(i int) *action { return &q.a[(q.head+i)%len(q.a)] }
+
+// pop removes the first k actions.
+func (q *actionQueue) pop(k int) {
+	for i := range k {
+		q.a[(q.head+i)%len(q.a)].buf = nil // let go of the memory
+	}
+	q.head = (q.head + k) % len(q.a)
+	q.n -= k
+}

@@ -1,0 +1,109 @@
+package shard
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"zerosys/shard/httpwire"
+)
+
+// Mode is how connections are treated after an answer.
+type Mode uint8
+
+const (
+	// ModeKeepAlive keeps each connection for further (pipelined) requests
+	// until the client closes it or asks "Connection: close".
+	ModeKeepAlive Mode = iota
+	// ModeClose answers one request per connection, then closes it.
+	ModeClose
+)
+
+// Config is one shard's configuration. Fields left zero take the documented
+// defaults; ListenFD is required.
+type Config struct {
+	ID       int // shard index, for stats and logs
+	ListenFD int // listening socket (SO_REUSEPORT, one per shard)
+	CPU      int // CPU to pin the shard thread to; -1 leaves it unpinned
+
+	SQPoll    bool          // use a kernel SQPOLL poller; without it the ring is SINGLE_ISSUER|DEFER_TASKRUN and the loop waits for completions
+	PollerCPU int           // with SQPoll: the poller's CPU (SQ_AFF)
+	SQIdle    time.Duration // with SQPoll: how long the poller spins without work before it sleeps; default 100ms
+	// Spin, with SQPoll, busy-polls the completion queue forever. Without
+	// it (adaptive), the shard busy-polls while completions keep coming
+	// and, after SpinWindow without any, blocks in io_uring_enter until one
+	// arrives: one syscall per idle period, none per request under load.
+	Spin       bool
+	SpinWindow time.Duration // adaptive: how long to spin without completions before blocking; default 10ms
+
+	Mode     Mode
+	Response Response
+	Limits   httpwire.Limits
+
+	MaxConns   int // connection slots; default 4096, at most 1<<20 - 1
+	RecvBuffer int // bytes of a receive buffer; default 4096
+	// RecvMultishot receives with one multishot recv per connection into a
+	// shared pool of provided buffers (a buffer ring) instead of a recv per
+	// read into a buffer per slot.
+	RecvMultishot bool
+	MaxPipeline   int           // answers queued per connection before reading pauses; default 1024
+	HeaderTimeout time.Duration // a request's head must arrive within this; default 30s
+	IdleTimeout   time.Duration // keep-alive connection without a request; default 75s
+	SendTimeout   time.Duration // one send may wait this long for the client to read; default 60s
+	LingerTimeout time.Duration // reading to EOF after the last answer; default 5s
+
+	// SendZC sends answers of at least zcMin bytes with IORING_OP_SEND_ZC.
+	SendZC bool
+
+	// Logger receives the shard's rare reports (a failing io_uring_enter,
+	// a teardown that hit its bound); nil means slog.Default().
+	Logger *slog.Logger
+
+	bufCount int // with RecvMultishot: buffers in the pool (a power of two); 0 sizes it from MaxConns. For tests.
+}
+
+func (c *Config) setDefaults() {
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
+	}
+	def(&c.MaxConns, 4096)
+	def(&c.RecvBuffer, 4096)
+	def(&c.MaxPipeline, 1024)
+	defd(&c.SQIdle, 100*time.Millisecond)
+	defd(&c.SpinWindow, 10*time.Millisecond)
+	defd(&c.HeaderTimeout, 30*time.Second)
+	defd(&c.IdleTimeout, 75*time.Second)
+	defd(&c.SendTimeout, 60*time.Second)
+	defd(&c.LingerTimeout, 5*time.Second)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func (c *Config) validate() error {
+	if c.MaxConns >= maxSlots {
+		return fmt.Errorf("shard: %d connection slots is more than a shard can address (at most %d)", c.MaxConns, maxSlots-1)
+	}
+	return nil
+}
+
+// poolSize is the number of buffers in the multishot receive pool: sized
+// to the table, at most 8192 buffers, so memory follows traffic, not
+// connection count.
+func (c *Config) poolSize() int {
+	if c.bufCount > 0 {
+		return c.bufCount
+	}
+	n := 64
+	for n < min(c.MaxConns, 8192) {
+		n *= 2
+	}
+	return n
+}

@@ -1,0 +1,396 @@
+package shard
+
+import "golang.org/x/sys/unix"
+
+// phase is where a connection is in its life. Phases only move forward
+// (see the diagram in doc.go); enter asserts it in tests.
+type phase uint8
+
+const (
+	phaseFree      phase = iota // the slot has no connection
+	phaseOpen                   // reading requests and answering them
+	phaseFinishing              // no further request is read; the queued answers go out, then it ends
+	phaseLingering              // answers out, write side shut (SHUT_WR): reading to EOF before the close
+	phaseAborting               // given up: SHUT_RDWR ends what is in flight, nothing more is sent
+	phaseClosing                // the close is queued; nothing else may be
+)
+
+var phaseNames = [...]string{"free", "open", "finishing", "lingering", "aborting", "closing"}
+
+func (p phase) String() string { return phaseNames[p] }
+
+// conn is one slot of a shard's preallocated connection table. A slot is
+// owned by one TCP connection from accept to the completion of its close;
+// then its generation changes and it returns to the free list.
+type conn struct {
+	fd     int32
+	gen    uint32
+	slot   uint32
+	phase  phase
+	reason closeReason
+
+	// Facts that hold independently of the phase.
+	recvArmed  bool  // a recv (single-shot, or multishot still armed) is in the ring
+	recvPaused bool  // a cancel of the multishot recv is in flight to pause reading, not to end it
+	waitBuf    bool  // waiting in engine.waiters for a pool buffer to arm the recv
+	sending    bool  // a send is in the ring
+	linger     bool  // end by half-close and reading to EOF: input may still arrive
+	peerEOF    bool  // the peer shut its write side
+	ops        int32 // operations in the ring for this connection; a zero-copy send's notification is not one (it releases a response set, not the slot)
+
+	in  input
+	q   answerQueue
+	out sendState
+
+	deadline int64 // monotonic ns; 0 = none. What it guards follows from the state: see timer.
+
+	h1 http1
+}
+
+// sendState is the answer batch being sent: answers of the first run,
+// from one response set, possibly over several sends if the kernel takes
+// part of it at a time.
+type sendState struct {
+	off, end uint32 // progress within the batch's bytes; end == 0: no batch
+	k        uint32 // answers the batch carries
+	set      uint16 // the response set it reads (a reference is held while end != 0)
+	zc       bool   // the send in flight is zero-copy
+}
+
+// enter moves c to phase p.
+func (c *conn) enter(p phase) {
+	if debugChecks && p <= c.phase {
+		panic("shard: connection phase " + c.phase.String() + " -> " + p.String() + " goes backwards")
+	}
+	c.phase = p
+}
+
+// opQueued and opDone count the connection's operations in the ring.
+func (c *conn) opQueued() { c.ops++ }
+
+func (c *conn) opDone() {
+	c.ops--
+	if debugChecks && c.ops < 0 {
+		panic("shard: connection operations below zero")
+	}
+}
+
+// setReason records why the connection ends: the first cause other than
+// a normal end stands (a header timeout stays one even if the linger
+// after its 408 is cut short), and any cause replaces a normal end.
+func (c *conn) setReason(r closeReason) {
+	if c.reason == reasonNone || c.reason == reasonNormal {
+		c.reason = r
+	}
+}
+
+func (c *conn) ud(o op) uint64 { return packUD(o, c.gen, c.slot) }
+
+// step queues whatever the connection needs next: frame held input, send
+// answers, read more, shut down or close. It runs after every event that
+// concerns the connection and is the one place that turns state into
+// operations.
+func (e *engine) step(c *conn) {
+	if c.phase == phaseClosing {
+		return
+	}
+	if c.phase == phaseOpen && c.in.has() && !c.q.full(e.env.maxPending) {
+		e.frame(c)
+	}
+	if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {
+		e.send(c)
+		if c.phase == phaseClosing {
+			return // the close is linked behind the last send
+		}
+	}
+	switch c.phase {
+	case phaseOpen:
+		e.keepReading(c)
+		e.setIdleDeadline(c)
+	case phaseFinishing:
+		switch {
+		case c.sending || c.q.len > 0:
+			// The answers are still going out.
+		case c.recvArmed || c.linger && !c.peerEOF:
+			// Closing now would reset a connection whose input may still
+			// arrive (and a close does not end a connection while a recv
+			// is armed): half-close, then read to EOF.
+			e.startLinger(c)
+		case c.ops == 0:
+			e.queueClose(c)
+		}
+	case phaseLingering:
+		switch {
+		case !c.peerEOF && !c.recvArmed:
+			e.recv(c)
+		case c.peerEOF && c.ops == 0:
+			e.queueClose(c)
+		}
+	case phaseAborting:
+		if c.ops == 0 {
+			e.queueClose(c)
+		}
+	}
+}
+
+// finish ends the connection gracefully: no further request is read, the
+// queued answers go out, then it closes (lingering if linger).
+func (e *engine) finish(c *conn, linger bool, r closeReason) {
+	c.setReason(r)
+	c.linger = c.linger || linger
+	c.in.clear(e.pool)
+	if c.phase == phaseOpen {
+		c.enter(phaseFinishing)
+	}
+}
+
+// abort gives up on a connection: nothing more is sent, and SHUT_RDWR ends
+// the operations still in flight; step closes it when they are done.
+func (e *engine) abort(c *conn, r closeReason) {
+	if c.phase >= phaseAborting {
+		return
+	}
+	c.setReason(r)
+	c.enter(phaseAborting)
+	c.in.clear(e.pool)
+	c.q.drop()
+	c.deadline = e.now + abortBackstop
+	e.nextSweep = min(e.nextSweep, c.deadline)
+	if c.ops > 0 {
+		// Ends the recv or send in flight, also after a linger's SHUT_WR.
+		// Should one outlive it, the sweep cancels it (abortBackstop).
+		e.push(action{kind: actShutdown, fd: c.fd, n: unix.SHUT_RDWR, ud: c.ud(opShutdown)})
+		c.opQueued()
+	}
+}
+
+// startLinger half-closes the connection and reads until the peer closes.
+func (e *engine) startLinger(c *conn) {
+	c.enter(phaseLingering)
+	e.push(action{kind: actShutdown, fd: c.fd, n: unix.SHUT_WR, ud: c.ud(opShutdown)})
+	c.opQueued()
+	c.deadline = e.now + int64(e.cfg.LingerTimeout)
+	if !c.recvArmed {
+		e.recv(c)
+	}
+}
+
+// queueClose queues the close: the last operation of the connection.
+func (e *engine) queueClose(c *conn) {
+	c.enter(phaseClosing)
+	e.push(action{kind: actClose, fd: c.fd, ud: c.ud(opClose)})
+	c.opQueued()
+	if !c.sending {
+		c.deadline = 0
+	}
+}
+
+// keepReading arms a recv while the connection may take more input, and
+// pauses a multishot recv while the answer queue is full.
+func (e *engine) keepReading(c *conn) {
+	full := c.q.full(e.env.maxPending)
+	switch {
+	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf:
+		e.recv(c)
+	case full && c.recvArmed && e.pool != nil && !c.recvPaused:
+		// A multishot recv would keep taking buffers for a client we have
+		// stopped reading: pause it.
+		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
+		c.recvPaused = true
+	}
+}
+
+// setIdleDeadline arms the timer of an open connection that waits for the
+// client: the header timeout while a request head is owed (also by a new
+// connection: one that connects and waits must not hold a slot), else the
+// idle timeout. A send in flight keeps its own.
+func (e *engine) setIdleDeadline(c *conn) {
+	switch {
+	case c.sending:
+	case c.h1.waitingForHead():
+		c.deadline = c.h1.reqStart + int64(e.cfg.HeaderTimeout)
+	default:
+		c.deadline = e.now + int64(e.cfg.IdleTimeout)
+	}
+}
+
+// recv arms a recv, or waits for a pool buffer.
+func (e *engine) recv(c *conn) {
+	if e.pool != nil {
+		if e.pool.dry() {
+			if !c.waitBuf {
+				c.waitBuf = true
+				e.waiters = append(e.waiters, c.slot)
+			}
+			return
+		}
+		e.push(action{kind: actRecvMulti, fd: c.fd, ud: c.ud(opRecv)})
+	} else {
+		e.push(action{kind: actRecv, fd: c.fd, buf: e.slotBuf(c.slot), ud: c.ud(opRecv)})
+	}
+	c.recvArmed = true
+	c.opQueued()
+}
+
+// send queues the first run's next batch. When it is the connection's last
+// answer and nothing else is in flight, the close is linked behind it with
+// IOSQE_IO_HARDLINK: it runs even if the send fails, so no fd leaks.
+func (e *engine) send(c *conn) {
+	h := c.q.first()
+	if c.out.end == 0 {
+		c.out.set = e.sets.acquire()
+	}
+	p := &e.sets.at(c.out.set)[h.v]
+	if c.out.end == 0 {
+		c.out.k = min(h.count, uint32(p.k))
+		c.out.end = c.out.k * uint32(len(p.one))
+	}
+	last := c.q.len == 1 && h.count == c.out.k
+	link := last && c.phase == phaseFinishing && !c.recvArmed && c.ops == 0 && (!c.linger || c.peerEOF)
+	b := p.many[c.out.off:c.out.end]
+	c.out.zc = e.cfg.SendZC && len(b) >= zcMin
+	if c.out.zc {
+		e.sets.acquire() // the zero-copy op's own reference, returned by its notification
+		e.push(action{kind: actSendZC, fd: c.fd, buf: b, link: link, ud: packZC(c.gen, c.slot, c.out.set)})
+	} else {
+		e.push(action{kind: actSend, fd: c.fd, buf: b, link: link, ud: c.ud(opSend)})
+	}
+	c.sending = true
+	c.opQueued()
+	c.deadline = e.now + int64(e.cfg.SendTimeout)
+	if link {
+		e.queueClose(c)
+	}
+}
+
+// zcMin is the smallest send that goes zero-copy with SendZC: below it,
+// the second completion costs more than the copy it saves.
+const zcMin = 16 << 10
+
+// onSend handles a send's result.
+func (e *engine) onSend(c *conn, res int32) {
+	c.sending = false
+	if res < 0 {
+		e.endBatch(c)
+		if errno(res) == unix.ECANCELED {
+			e.abort(c, reasonTimeoutSend) // only the sweep cancels a send
+		} else {
+			e.abort(c, reasonError)
+		}
+		return
+	}
+	e.local[cBytesOut] += uint64(res)
+	if c.phase == phaseAborting {
+		e.endBatch(c) // the queue is gone
+		return
+	}
+	c.out.off += uint32(res)
+	if c.out.off < c.out.end {
+		if c.phase == phaseClosing {
+			// The close linked behind it runs anyway (IOSQE_IO_HARDLINK),
+			// so the rest of the answer is lost. MSG_WAITALL makes this
+			// rare (a signal, a socket error): count it as an error.
+			c.setReason(reasonError)
+		}
+		return // short send: step sends the rest
+	}
+	e.byResp[c.q.first().v] += uint64(c.out.k)
+	c.q.pop(c.out.k)
+	e.endBatch(c)
+}
+
+// endBatch forgets the batch in progress and returns its set reference.
+func (e *engine) endBatch(c *conn) {
+	if c.out.end != 0 {
+		e.sets.release(c.out.set)
+	}
+	c.out = sendState{}
+}
+
+// onRecv handles a recv's result.
+func (e *engine) onRecv(c *conn, cq completion) {
+	paused := false
+	if !cq.more() {
+		c.recvArmed = false
+		paused, c.recvPaused = c.recvPaused, false
+	}
+	if bid, ok := cq.bid(); ok {
+		e.pool.take(bid, cq.res)
+		e.local[cBytesIn] += uint64(cq.res)
+		if c.phase != phaseOpen {
+			e.pool.put(bid) // finishing or lingering: read away
+			return
+		}
+		c.in.hold(bid, e.pool)
+		e.frame(c)
+		return
+	}
+	res := cq.res
+	switch {
+	case res > 0:
+		e.local[cBytesIn] += uint64(res)
+		if c.phase == phaseOpen {
+			c.in.set(uint32(res))
+			e.frame(c)
+		}
+	case res == 0:
+		c.peerEOF = true
+		e.finish(c, false, reasonNormal)
+	case errno(res) == unix.ECANCELED:
+		if !paused {
+			e.abort(c, reasonError) // cancelled by the sweep's backstop or teardown
+		}
+	case errno(res) == unix.ENOBUFS:
+		// The pool ran dry: step re-arms once a buffer returns.
+		e.local[cRecvNoBufs]++
+	default: // ECONNRESET, ETIMEDOUT, ...
+		e.abort(c, reasonError)
+	}
+}
+
+// release returns a closed connection's slot to the free list and counts
+// its close. Its generation changes so late completions for it are
+// recognised as stale.
+func (e *engine) release(c *conn) {
+	if debugChecks && (c.ops != 0 || c.sending || c.recvArmed) {
+		panic("shard: connection released with operations in flight")
+	}
+	e.endBatch(c)
+	c.in.clear(e.pool)
+	if c.waitBuf {
+		e.unwait(c.slot)
+	}
+	e.local[c.reason.counter()]++
+	c.phase, c.fd, c.deadline = phaseFree, -1, 0
+	c.gen = (c.gen + 1) & genMask
+	e.free = append(e.free, c.slot)
+	e.active--
+}
+
+// open takes a free slot for the accepted descriptor fd.
+func (e *engine) open(fd int32) *conn {
+	slot := e.free[len(e.free)-1]
+	e.free = e.free[:len(e.free)-1]
+	c := &e.conns[slot]
+	*c = conn{fd: fd, gen: c.gen, slot: slot, phase: phaseOpen}
+	c.in.reset()
+	c.h1.reset(e.cfg.Limits, e.now)
+	e.local[cAccepted]++
+	e.active++
+	return c
+}
+
+// cancelOps cancels, by user_data, the recv and the send a connection has
+// in flight. It touches no descriptor: a linked close may already have run.
+func (e *engine) cancelOps(c *conn) {
+	if c.recvArmed {
+		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
+	}
+	if c.sending {
+		target := c.ud(opSend)
+		if c.out.zc {
+			target = packZC(c.gen, c.slot, c.out.set)
+		}
+		e.push(action{kind: actCancel, target: target, ud: packUD(opCancel, 0, 0)})
+	}
+}

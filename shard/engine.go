@@ -1,0 +1,173 @@
+package shard
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// debugChecks turns on the assertions of the lifecycle (no phase goes
+// backwards, no count goes below zero). Tests set it; in production it is
+// false and each check costs one predictable branch.
+var debugChecks bool
+
+// engine is the part of a shard that decides: the connection table and each
+// connection's lifecycle, the accept state, the prepared answers and the
+// counters. It performs no I/O. Completions go in (complete, sweep, drain,
+// stopAll) and what the kernel should do next comes out as actions on
+// acts, which the shard's loop turns into SQEs. Tests and the fuzz target
+// drive an engine with synthetic completions and no kernel at all.
+type engine struct {
+	cfg Config
+
+	conns []conn
+	free  []uint32 // stack of free slot indexes
+	bufs  []byte   // single-shot recv: RecvBuffer bytes per slot
+
+	// With RecvMultishot: the provided-buffer pool, and the slots waiting
+	// for a buffer to arm their recv (each at most once: conn.waitBuf).
+	pool    *bufPool
+	waiters []uint32
+
+	sets respSets
+	date dateClock
+	acts actionQueue
+	env  protoEnv
+
+	now       int64 // monotonic ns since the shard's epoch, read once per batch
+	nextSweep int64
+	inflight  int // operations in the ring, of every kind (multishot accept counts once)
+
+	accept   acceptState
+	draining bool // answer every further request with Connection: close
+	stopping bool // the shard is stopping: every connection is cut
+
+	local  [numCounters]uint64
+	byResp [numVariants]uint64
+	active int64
+}
+
+// init builds the engine in place for cfg (defaults set) with the prepared
+// responses rs; pool is nil unless cfg.RecvMultishot. In place, because
+// the engine points into itself (protoEnv's counters): it must not be
+// copied after.
+func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
+	*e = engine{
+		cfg:   cfg,
+		conns: make([]conn, cfg.MaxConns),
+		free:  make([]uint32, 0, cfg.MaxConns),
+		pool:  pool,
+		sets:  newRespSets(rs),
+		acts:  newActionQueue(maxOpsPerConn*cfg.MaxConns + 16),
+		accept: acceptState{
+			fd:      int32(cfg.ListenFD),
+			reserve: cfg.MaxConns / 32,
+		},
+	}
+	e.env = protoEnv{
+		closeAll:   cfg.Mode == ModeClose,
+		maxPending: uint32(cfg.MaxPipeline),
+		requests:   &e.local[cRequests],
+		rejected:   &e.local[cRejected],
+	}
+	if pool == nil {
+		e.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
+	} else {
+		e.waiters = make([]uint32, 0, cfg.MaxConns)
+	}
+	for i := cfg.MaxConns - 1; i >= 0; i-- {
+		e.conns[i] = conn{fd: -1, slot: uint32(i)}
+		e.free = append(e.free, uint32(i))
+	}
+}
+
+// setNow moves the engine's clock; the loop calls it once per batch.
+func (e *engine) setNow(now int64) {
+	e.now = now
+	e.env.now = now
+}
+
+// push queues an action that completes with a CQE of its own.
+func (e *engine) push(a action) {
+	e.acts.push(a)
+	e.inflight++
+}
+
+// complete handles one completion of an operation the engine queued.
+func (e *engine) complete(cq completion) {
+	switch cq.op {
+	case opAccept:
+		e.onAccept(cq)
+		return
+	case opCancel:
+		e.inflight-- // its result (0, ENOENT, EALREADY) changes nothing
+		return
+	case opSendZC:
+		if cq.notif() {
+			// The kernel no longer reads the buffer, whether or not the
+			// connection still exists: the set's reference goes.
+			e.inflight--
+			e.sets.release(cq.set)
+			return
+		}
+		if !cq.more() {
+			e.inflight-- // no notification will come
+			e.sets.release(cq.set)
+		}
+	default:
+		if !cq.more() {
+			e.inflight--
+		}
+	}
+	if cq.slot == noSlot {
+		return // the close of a connection that got no slot
+	}
+	c := &e.conns[cq.slot]
+	if c.gen != cq.gen || c.phase == phaseFree {
+		e.local[cStale]++
+		if bid, ok := cq.bid(); ok {
+			e.pool.take(bid, cq.res)
+			e.pool.put(bid)
+		}
+		return
+	}
+	if !cq.more() || cq.op == opSendZC {
+		c.opDone()
+	}
+	switch cq.op {
+	case opRecv:
+		e.onRecv(c, cq)
+	case opSend:
+		e.onSend(c, cq.res)
+	case opSendZC:
+		e.onSend(c, cq.res)
+	case opShutdown:
+		// Its effect shows in the recv and the send it ends.
+	case opClose:
+		e.release(c)
+		return
+	}
+	e.step(c)
+}
+
+// drain makes every further answer close its connection.
+func (e *engine) drain() {
+	e.draining = true
+	e.env.closeAll = true
+}
+
+// sweepDue reports whether a deadline may have passed.
+func (e *engine) sweepDue() bool { return e.now >= e.nextSweep }
+
+// minTimeout is the shortest of the connection timeouts.
+func (e *engine) minTimeout() int64 {
+	c := &e.cfg
+	return int64(min(c.HeaderTimeout, c.IdleTimeout, c.SendTimeout, c.LingerTimeout))
+}
+
+// abortBackstop is how long an aborted connection's operations may take to
+// end after its SHUT_RDWR before the sweep cancels them.
+const abortBackstop = int64(time.Second)
+
+// errno decodes a negative CQE result.
+func errno(res int32) unix.Errno { return unix.Errno(-res) }

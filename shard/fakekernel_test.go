@@ -1,0 +1,508 @@
+package shard
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file plays the kernel for an engine, so the connection lifecycle
+// runs in a plain test: the engine's actions become pending operations,
+// and the test completes them (whole, short, failed, cancelled) in any
+// order a real kernel could. Each connection has a model peer: the bytes
+// it sent that the server has not read, whether it closed, what it got.
+
+// fakeOp is an operation the engine queued and the fake has not completed.
+type fakeOp struct {
+	a      action
+	sock   *fakeSock // nil for accept, cancel, orphan close
+	after  *fakeOp   // a close hard-linked behind this send
+	behind bool      // this close waits for the send it is linked behind
+	notif  bool      // a zero-copy send's notification still to come
+	set    uint16
+}
+
+// fakeSock is one accepted connection as the peer sees it.
+type fakeSock struct {
+	fd        int32
+	slot, gen uint32
+	rx        []byte // sent by the peer, not read by the server
+	peerEOF   bool   // the peer shut its write side
+	saidClose bool   // the peer sent a request that ends the connection
+	misbehave bool   // ... and sent more after it
+	tx        []byte // what the server sent
+	shutWR    bool
+	shutRD    bool
+	closeQ    bool // the close is queued
+	closed    bool
+	aborted   bool // the server's connection was seen aborting
+	answers   []variant
+	last      phase
+}
+
+// fakeKernel drives one engine.
+type fakeKernel struct {
+	t       testing.TB
+	e       *engine
+	ops     []*fakeOp
+	socks   []*fakeSock
+	bySlot  map[uint32]*fakeSock // the current tenant of each slot
+	accept  *fakeOp
+	nextFD  int32
+	poolHd  uint16 // the kernel's head in the provided-buffer ring
+	now     int64
+	accepts int
+	closes  int
+}
+
+func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
+	cfg.setDefaults()
+	rs, err := buildResponses(cfg.Response)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pool *bufPool
+	if cfg.RecvMultishot {
+		if pool, err = newBufPool(cfg.poolSize(), cfg.RecvBuffer); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.close)
+	}
+	k := &fakeKernel{t: t, e: new(engine), bySlot: map[uint32]*fakeSock{}, nextFD: 100}
+	k.e.init(cfg, rs, pool)
+	traceAnswers = func(q *answerQueue, v variant) {
+		for i := range k.e.conns {
+			if &k.e.conns[i].q == q {
+				if s := k.bySlot[uint32(i)]; s != nil {
+					s.answers = append(s.answers, v)
+				}
+				return
+			}
+		}
+		t.Fatalf("answer queued on no connection")
+	}
+	t.Cleanup(func() { traceAnswers = nil })
+	k.e.armAccept()
+	k.collect()
+	return k
+}
+
+func (k *fakeKernel) fail(format string, args ...any) {
+	k.t.Helper()
+	k.t.Fatalf(format, args...)
+}
+
+// collect takes the engine's queued actions and checks each.
+func (k *fakeKernel) collect() {
+	q := &k.e.acts
+	var prev *fakeOp
+	for i := range q.n {
+		a := *q.peek(i)
+		o := &fakeOp{a: a}
+		cq := decode(a.ud, 0, 0)
+		switch a.kind {
+		case actAccept:
+			if k.accept != nil {
+				k.fail("a second accept armed")
+			}
+			k.accept = o
+		case actCancel:
+		default:
+			if cq.slot != noSlot {
+				s := k.bySlot[cq.slot]
+				if s == nil || s.gen != cq.gen {
+					k.fail("%v for slot %d gen %d, which has no such connection", a.kind, cq.slot, cq.gen)
+				}
+				if s.closeQ {
+					k.fail("slot %d: operation %d queued after its close", cq.slot, a.kind)
+				}
+				o.sock = s
+				if a.kind == actClose {
+					s.closeQ = true
+					if !s.aborted && len(s.rx) > 0 && !s.misbehave {
+						k.fail("slot %d closed with %d unread bytes, not aborting: the kernel would reset it", cq.slot, len(s.rx))
+					}
+				}
+			}
+		}
+		if prev != nil && prev.a.link {
+			if a.kind != actClose {
+				k.fail("a link ends at %d, not at a close", a.kind)
+			}
+			prev.after, o.behind = o, true
+		}
+		if a.kind == actSendZC {
+			o.set = decode(a.ud, 0, 0).set
+		}
+		k.ops = append(k.ops, o)
+		prev = o
+	}
+	q.pop(q.n)
+	k.observe()
+}
+
+// observe checks every connection's phase after an event.
+func (k *fakeKernel) observe() {
+	e := k.e
+	if e.inflight < 0 {
+		k.fail("engine in-flight count %d", e.inflight)
+	}
+	for slot, s := range k.bySlot {
+		c := &e.conns[slot]
+		if c.gen != s.gen || c.phase == phaseFree {
+			continue
+		}
+		if c.phase < s.last {
+			k.fail("slot %d went back from %v to %v", slot, s.last, c.phase)
+		}
+		s.last = c.phase
+		if c.phase == phaseAborting {
+			s.aborted = true
+		}
+		if c.ops < 0 || c.ops > maxOpsPerConn {
+			k.fail("slot %d has %d operations in flight", slot, c.ops)
+		}
+	}
+}
+
+// deliver hands the engine one completion and collects what it queued.
+func (k *fakeKernel) deliver(ud uint64, res int32, flags uint32) {
+	k.e.complete(decode(ud, res, flags))
+	if len(k.e.waiters) > 0 {
+		k.e.wakeWaiters()
+	}
+	k.e.rearmAccept()
+	k.collect()
+}
+
+func (k *fakeKernel) remove(o *fakeOp) {
+	for i, p := range k.ops {
+		if p == o {
+			k.ops = append(k.ops[:i], k.ops[i+1:]...)
+			return
+		}
+	}
+	k.fail("operation not pending")
+}
+
+// connect makes a new connection arrive on the armed accept.
+func (k *fakeKernel) connect() bool {
+	if k.accept == nil {
+		return false
+	}
+	fd := k.nextFD
+	k.nextFD++
+	free := len(k.e.free)
+	if free > 0 {
+		slot := k.e.free[free-1]
+		s := &fakeSock{fd: fd, slot: slot, gen: k.e.conns[slot].gen}
+		k.socks = append(k.socks, s)
+		k.bySlot[slot] = s
+	}
+	k.accepts++
+	k.deliver(k.accept.a.ud, fd, cqeFMore)
+	return true
+}
+
+// complete finishes pending operation o. how picks among the outcomes
+// that o can have.
+func (k *fakeKernel) complete(o *fakeOp, how byte) {
+	if o.behind {
+		return // runs once the send before it completes
+	}
+	s := o.sock
+	a := o.a
+	switch a.kind {
+	case actAccept:
+		return // only connect or a cancel completes it
+	case actRecv, actRecvMulti:
+		k.completeRecv(o, how)
+	case actSend, actSendZC:
+		if o.notif {
+			k.remove(o)
+			k.deliver(a.ud, 0, cqeFNotif)
+			return
+		}
+		n := int32(len(a.buf))
+		var res int32
+		switch {
+		case s.shutWR || s.closed:
+			res = -int32(unix.EPIPE)
+		case how%5 == 0 && n > 1:
+			res = 1 + int32(how)%(n-1) // short
+		case how%17 == 1:
+			res = -int32(unix.ECONNRESET)
+		default:
+			res = n
+		}
+		if res > 0 {
+			s.tx = append(s.tx, a.buf[:res]...)
+		}
+		k.finishSend(o, res)
+	case actShutdown:
+		k.remove(o)
+		if a.n == unix.SHUT_WR {
+			s.shutWR = true
+		} else {
+			s.shutWR, s.shutRD = true, true
+		}
+		k.deliver(a.ud, 0, 0)
+	case actClose:
+		k.remove(o)
+		if s != nil {
+			s.closed = true
+			k.closes++
+			if len(k.opsOf(s)) > 0 {
+				k.fail("slot %d closed with operations pending", s.slot)
+			}
+			k.checkAnswers(s)
+		}
+		k.deliver(a.ud, 0, 0)
+	case actCancel:
+		k.remove(o)
+		res := -int32(unix.ENOENT)
+		if t := k.find(a.target); t != nil {
+			res = 0
+			k.cancelled(t)
+		}
+		k.deliver(a.ud, res, 0)
+	}
+}
+
+// finishSend completes a send with res; a linked close becomes runnable.
+func (k *fakeKernel) finishSend(o *fakeOp, res int32) {
+	flags := uint32(0)
+	if o.a.kind == actSendZC && res >= 0 {
+		flags = cqeFMore
+		o.notif = true // stays pending as its notification
+	} else {
+		k.remove(o)
+	}
+	if o.after != nil {
+		o.after.behind = false
+		o.after = nil
+		if res < int32(len(o.a.buf)) {
+			o.sock.aborted = true // the linked close runs anyway: the answer is cut
+		}
+	}
+	k.deliver(o.a.ud, res, flags)
+}
+
+func (k *fakeKernel) completeRecv(o *fakeOp, how byte) {
+	s, a := o.sock, o.a
+	multi := a.kind == actRecvMulti
+	switch {
+	case len(s.rx) > 0 && !s.shutRD:
+		n := 1 + int(how)%len(s.rx)
+		var flags uint32
+		if multi {
+			bid, ok := k.takeBuf()
+			if !ok {
+				k.remove(o)
+				k.deliver(a.ud, -int32(unix.ENOBUFS), 0)
+				return
+			}
+			n = min(n, k.e.pool.size)
+			copy(k.e.pool.bufs[int(bid)*k.e.pool.size:], s.rx[:n])
+			flags = cqeFBuffer | uint32(bid)<<cqeBufferShift | cqeFMore
+			if how%7 == 3 {
+				flags &^= cqeFMore // the kernel may end a multishot recv at any time
+				k.remove(o)
+			}
+		} else {
+			n = min(n, len(a.buf))
+			copy(a.buf, s.rx[:n])
+			k.remove(o)
+		}
+		s.rx = s.rx[n:]
+		k.deliver(a.ud, int32(n), flags)
+	case s.peerEOF || s.shutRD:
+		k.remove(o)
+		k.deliver(a.ud, 0, 0)
+	}
+}
+
+// takeBuf consumes the next buffer of the provided-buffer ring.
+func (k *fakeKernel) takeBuf() (uint16, bool) {
+	p := k.e.pool
+	tail := *(*uint16)(unsafe.Add(p.base, 14))
+	if k.poolHd == tail {
+		return 0, false
+	}
+	bid := *(*uint16)(unsafe.Add(p.base, uintptr(k.poolHd&p.mask)*16+12))
+	k.poolHd++
+	return bid, true
+}
+
+// cancelled completes t with ECANCELED.
+func (k *fakeKernel) cancelled(t *fakeOp) {
+	if t.a.kind == actAccept {
+		k.accept = nil
+	}
+	if t.a.kind == actSend || t.a.kind == actSendZC {
+		k.finishSendErr(t)
+		return
+	}
+	k.remove(t)
+	k.deliver(t.a.ud, -int32(unix.ECANCELED), 0)
+}
+
+func (k *fakeKernel) finishSendErr(t *fakeOp) {
+	k.remove(t)
+	if t.after != nil {
+		t.after.behind = false
+	}
+	k.deliver(t.a.ud, -int32(unix.ECANCELED), 0)
+}
+
+// find returns the pending operation with user_data ud (a notification
+// is not one: it cannot be cancelled).
+func (k *fakeKernel) find(ud uint64) *fakeOp {
+	for _, o := range k.ops {
+		if o.a.ud == ud && !o.notif && o.a.kind != actCancel && o.a.kind != actClose {
+			return o
+		}
+	}
+	return nil
+}
+
+func (k *fakeKernel) opsOf(s *fakeSock) []*fakeOp {
+	var out []*fakeOp
+	for _, o := range k.ops {
+		if o.sock == s && !o.notif {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// reset makes the peer reset the connection: what is pending fails.
+func (k *fakeKernel) reset(s *fakeSock) {
+	s.peerEOF = true
+	s.rx = nil
+	s.shutRD = true
+	for _, o := range k.opsOf(s) {
+		switch o.a.kind {
+		case actRecv, actRecvMulti:
+			k.remove(o)
+			k.deliver(o.a.ud, -int32(unix.ECONNRESET), 0)
+		case actSend, actSendZC:
+			k.finishSend(o, -int32(unix.ECONNRESET))
+		}
+	}
+}
+
+var dateField = regexp.MustCompile(`Date: [^\r]*\r\n`)
+
+// checkAnswers: a connection that was not aborted got every answer it was
+// queued, whole and in order; an aborted one got a prefix of them.
+func (k *fakeKernel) checkAnswers(s *fakeSock) {
+	var want []byte
+	rs := k.e.sets.at(0)
+	for _, v := range s.answers {
+		want = append(want, rs[v].one...)
+	}
+	got := dateField.ReplaceAll(s.tx, []byte("Date: -\r\n"))
+	want = dateField.ReplaceAll(want, []byte("Date: -\r\n"))
+	if s.aborted {
+		if !bytes.HasPrefix(want, got) {
+			k.fail("slot %d (aborted): sent %q, not a prefix of the queued answers %q", s.slot, got, want)
+		}
+		return
+	}
+	if !bytes.Equal(got, want) {
+		k.fail("slot %d: sent %q, want the queued answers %q", s.slot, got, want)
+	}
+}
+
+// advance moves the clock and runs the sweep if it is due.
+func (k *fakeKernel) advance(d int64) {
+	k.now += d
+	k.e.setNow(k.now)
+	if k.e.sweepDue() {
+		k.e.sweep()
+	}
+	k.collect()
+}
+
+// quiesce lets every peer close and every operation finish, then checks
+// that nothing is left: every slot released once, every reference back.
+func (k *fakeKernel) quiesce() {
+	for _, s := range k.socks {
+		s.peerEOF = true
+	}
+	for round := 0; ; round++ {
+		if round > 10000 {
+			k.fail("not quiescent after %d rounds: %s", round, k.dump())
+		}
+		progressed := false
+		for _, o := range append([]*fakeOp(nil), k.ops...) {
+			if o == k.accept || o.behind || !k.pending(o) {
+				continue
+			}
+			before := len(k.ops)
+			k.complete(o, 2) // whole, no error
+			if len(k.ops) != before || !k.pending(o) {
+				progressed = true
+			}
+		}
+		if !progressed {
+			if k.e.active == 0 {
+				break
+			}
+			k.advance(int64(k.e.cfg.IdleTimeout) + int64(k.e.cfg.LingerTimeout))
+		}
+	}
+	e := k.e
+	if got, want := e.inflight, 1; k.accept == nil && got != 0 || k.accept != nil && got != want {
+		k.fail("%d operations in flight after quiescing (accept armed: %v)", got, k.accept != nil)
+	}
+	if n := e.sets.held(); n != 0 {
+		k.fail("%d response-set references held after quiescing", n)
+	}
+	if e.pool != nil && e.pool.out != 0 {
+		k.fail("%d pool buffers not returned", e.pool.out)
+	}
+	if len(e.free) != len(e.conns) || e.active != 0 {
+		k.fail("%d of %d slots free, %d active", len(e.free), len(e.conns), e.active)
+	}
+	var closed uint64
+	for c := cClosedNormal; c <= cClosedShutdown; c++ {
+		closed += e.local[c]
+	}
+	if int(closed) != len(k.socks) || k.closes != len(k.socks) {
+		k.fail("%d connections, %d closes counted, %d closes done", len(k.socks), closed, k.closes)
+	}
+	for _, s := range k.socks {
+		if !s.closed {
+			k.fail("slot %d never closed", s.slot)
+		}
+	}
+}
+
+func (k *fakeKernel) pending(o *fakeOp) bool {
+	for _, p := range k.ops {
+		if p == o {
+			return true
+		}
+	}
+	return false
+}
+
+func (k *fakeKernel) dump() string {
+	var b bytes.Buffer
+	for _, o := range k.ops {
+		fmt.Fprintf(&b, "op %d fd %d behind %v notif %v; ", o.a.kind, o.a.fd, o.behind, o.notif)
+	}
+	for slot := range k.e.conns {
+		c := &k.e.conns[slot]
+		if c.phase != phaseFree {
+			fmt.Fprintf(&b, "slot %d %v ops %d recv %v send %v; ", slot, c.phase, c.ops, c.recvArmed, c.sending)
+		}
+	}
+	return b.String()
+}

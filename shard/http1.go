@@ -1,0 +1,92 @@
+package shard
+
+import "zerosys/shard/httpwire"
+
+// This file is the protocol side of a connection: it turns received bytes
+// into queued answers and says when the connection should end. It knows
+// nothing of sockets, operations or phases; the lifecycle (conn.go) calls
+// it with bytes and acts on what it returns. HTTP/1.1 is the only protocol
+// today; another (HTTP/2) becomes a second state beside http1, chosen per
+// connection, with a switch rather than an interface on the request path.
+
+// ending is what a protocol decided about the connection.
+type ending uint8
+
+const (
+	keepOpen    ending = iota // go on reading requests
+	endLinger                 // close after the queued answers; input may still arrive, so half-close and drain
+	endNoLinger               // close after the queued answers; the client sends nothing more
+)
+
+// protoEnv is what a protocol needs from the shard, refreshed by the engine
+// before it feeds bytes: plain values, so feeding costs no call out.
+type protoEnv struct {
+	now        int64 // monotonic ns
+	closeAll   bool  // close after every answer (close mode or draining)
+	maxPending uint32
+	requests   *uint64 // counter: complete requests framed
+	rejected   *uint64 // counter: requests refused
+}
+
+// http1 is one connection's HTTP/1.1 state.
+type http1 struct {
+	parser     httpwire.Parser
+	midRequest bool  // the parser holds part of a request
+	answered   bool  // at least one request was framed
+	reqStart   int64 // monotonic ns: the current request's first byte (or the accept)
+}
+
+func (h *http1) reset(lim httpwire.Limits, now int64) {
+	h.parser.Reset(lim)
+	h.midRequest, h.answered, h.reqStart = false, false, now
+}
+
+// waitingForHead reports whether the connection owes us a request head: it
+// is mid-request, or new and silent. The header timeout runs from reqStart.
+func (h *http1) waitingForHead() bool { return h.midRequest || !h.answered }
+
+// feed frames b into answers on q until b runs out, q is full or the
+// connection is to end. It returns the bytes used (all of b when it ends:
+// the rest is not read as requests) and the decision. more says further
+// input is already buffered after b.
+func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, ending) {
+	total := len(b)
+	for len(b) > 0 && !q.full(env.maxPending) {
+		n, r := h.parser.Feed(b)
+		b = b[n:]
+		switch r {
+		case httpwire.NeedMore:
+			if !h.midRequest {
+				h.midRequest = true
+				if h.answered {
+					h.reqStart = env.now
+				}
+			}
+		case httpwire.Continue:
+			q.push(vContinue)
+		case httpwire.Request:
+			*env.requests++
+			h.midRequest, h.answered = false, true
+			req := h.parser.Request()
+			closeAfter := env.closeAll || !req.KeepAlive
+			q.push(answerVariant(req, closeAfter))
+			if closeAfter {
+				// Linger when input may still come: bytes already here,
+				// or a client that expected to keep the connection
+				// (close mode, drain) and may be sending its next request
+				// right now.
+				if len(b) > 0 || more || req.KeepAlive {
+					return total, endLinger
+				}
+				return total, endNoLinger
+			}
+		case httpwire.Error:
+			*env.rejected++
+			q.push(errorVariant(h.parser.Status()))
+			// The rest of the request may still be arriving: read it away
+			// so our answer is not destroyed by a reset.
+			return total, endLinger
+		}
+	}
+	return total - len(b), keepOpen
+}

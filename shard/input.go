@@ -1,0 +1,107 @@
+package shard
+
+// input is a connection's received bytes not yet framed: with single-shot
+// recv, a range of the slot's own buffer; with multishot recv, a chain of
+// pool buffers linked through bufPool.next, of which the first headOff
+// bytes of the head are framed.
+type input struct {
+	off, end   uint32
+	head, tail int32
+	headOff    uint32
+}
+
+func (in *input) reset() { *in = input{head: -1, tail: -1} }
+
+// has reports received bytes not yet framed.
+func (in *input) has() bool { return in.off < in.end || in.head >= 0 }
+
+// set records n fresh bytes at the start of the slot buffer.
+func (in *input) set(n uint32) { in.off, in.end = 0, n }
+
+// hold appends pool buffer bid.
+func (in *input) hold(bid uint16, p *bufPool) {
+	if in.tail < 0 {
+		in.head = int32(bid)
+	} else {
+		p.next[in.tail] = int32(bid)
+	}
+	in.tail = int32(bid)
+}
+
+// popHead returns the head buffer to the pool.
+func (in *input) popHead(p *bufPool) {
+	bid := uint16(in.head)
+	in.head = p.next[bid]
+	if in.head < 0 {
+		in.tail = -1
+	}
+	in.headOff = 0
+	p.put(bid)
+}
+
+// clear forgets the unframed bytes, returning held buffers to the pool.
+func (in *input) clear(p *bufPool) {
+	in.off = in.end
+	for in.head >= 0 {
+		in.popHead(p)
+	}
+}
+
+// slotBuf is slot's receive buffer (single-shot recv).
+func (e *engine) slotBuf(slot uint32) []byte {
+	n := uint32(e.cfg.RecvBuffer)
+	return e.bufs[slot*n : (slot+1)*n : (slot+1)*n]
+}
+
+// frame feeds the connection's unframed input to its protocol until the
+// input runs out, the answer queue is full, or the protocol ends the
+// connection.
+func (e *engine) frame(c *conn) {
+	if e.pool == nil {
+		n, end := c.h1.feed(e.slotBuf(c.slot)[c.in.off:c.in.end], false, &c.q, &e.env)
+		c.in.off += uint32(n)
+		if end != keepOpen {
+			e.finish(c, end == endLinger, reasonNormal)
+		}
+		return
+	}
+	for c.in.head >= 0 && !c.q.full(e.env.maxPending) {
+		bid := uint16(c.in.head)
+		b := e.pool.buf(bid)
+		n, end := c.h1.feed(b[c.in.headOff:], e.pool.next[bid] >= 0, &c.q, &e.env)
+		if end != keepOpen {
+			e.finish(c, end == endLinger, reasonNormal)
+			return
+		}
+		c.in.headOff += uint32(n)
+		if int(c.in.headOff) < len(b) {
+			return // the queue is full: keep the rest
+		}
+		c.in.popHead(e.pool)
+	}
+}
+
+// wakeWaiters arms the recvs that found the pool dry, as far as buffers
+// have come back.
+func (e *engine) wakeWaiters() {
+	for len(e.waiters) > 0 && !e.pool.dry() {
+		slot := e.waiters[len(e.waiters)-1]
+		e.waiters = e.waiters[:len(e.waiters)-1]
+		c := &e.conns[slot]
+		c.waitBuf = false
+		e.step(c)
+	}
+}
+
+// unwait takes slot out of the waiters (its connection is gone). Rare: only
+// while the pool is dry.
+func (e *engine) unwait(slot uint32) {
+	for i, s := range e.waiters {
+		if s == slot {
+			e.waiters[i] = e.waiters[len(e.waiters)-1]
+			e.waiters = e.waiters[:len(e.waiters)-1]
+			break
+		}
+	}
+	e.conns[slot].waitBuf = false
+}

@@ -1,0 +1,193 @@
+package shard
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// requestMenu is what a model peer may send, whole or cut anywhere.
+var requestMenu = []struct {
+	text     string
+	endsConn bool // the request itself says the connection ends after it
+}{
+	{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+	{"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", false},
+	{"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", true},
+	{"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", false},
+	{"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", false},
+	{"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc", false},
+	{"GET / HTTP/1.0\r\n\r\n", true},
+	{"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false},
+	{"BAD\r\n\r\n", false},
+	{"GET / HTTP/2.0\r\n\r\n", false},
+}
+
+// lifecycleConfig derives an engine configuration from a fuzz input's
+// first byte: receive path, zero-copy, close mode, large answers.
+func lifecycleConfig(b byte) Config {
+	cfg := Config{
+		MaxConns:      4,
+		MaxPipeline:   4,
+		RecvBuffer:    64,
+		bufCount:      4,
+		HeaderTimeout: 3 * time.Second,
+		IdleTimeout:   5 * time.Second,
+		SendTimeout:   4 * time.Second,
+		LingerTimeout: 2 * time.Second,
+	}
+	cfg.RecvMultishot = b&1 != 0
+	if b&2 != 0 {
+		cfg.Mode = ModeClose
+	}
+	if b&4 != 0 {
+		cfg.SendZC = true
+		cfg.Response.Body = bytes.Repeat([]byte("z"), zcMin+1)
+	}
+	return cfg
+}
+
+// runLifecycle drives an engine with the events script encodes, then lets
+// everything finish and checks the invariants (see fakekernel_test.go):
+//   - every slot is released exactly once, by its own close, and every
+//     connection's close is counted once;
+//   - no operation is queued after a connection's close;
+//   - in-flight counts (the engine's, each connection's, the response
+//     sets' references, the buffer pool) never go below zero, and all
+//     return to rest at the end;
+//   - phases only move forward;
+//   - every queued answer is sent whole and in order, unless the
+//     connection was aborted (then what was sent is a prefix);
+//   - nothing is closed with unread input unless aborting (or the peer
+//     kept sending after saying it would not).
+func runLifecycle(t testing.TB, script []byte) {
+	if len(script) == 0 {
+		return
+	}
+	k := newFakeKernel(t, lifecycleConfig(script[0]))
+	script = script[1:]
+	next := func() byte {
+		if len(script) == 0 {
+			return 0
+		}
+		b := script[0]
+		script = script[1:]
+		return b
+	}
+	for len(script) > 0 {
+		ev, arg := next(), next()
+		switch ev % 10 {
+		case 0:
+			k.connect()
+		case 1, 2: // a peer sends a request, or part of one
+			if s := k.sock(arg); s != nil && !s.peerEOF {
+				m := requestMenu[int(next())%len(requestMenu)]
+				text := m.text
+				if arg&0x80 != 0 {
+					text = text[:int(arg)%len(text)]
+				}
+				if s.saidClose {
+					s.misbehave = true
+				}
+				s.rx = append(s.rx, text...)
+				s.saidClose = s.saidClose || m.endsConn && len(text) == len(m.text)
+			}
+		case 3, 4, 5: // the kernel completes some operation
+			if len(k.ops) > 0 {
+				k.complete(k.ops[int(arg)%len(k.ops)], next())
+			}
+		case 6: // a peer half-closes
+			if s := k.sock(arg); s != nil {
+				s.peerEOF = true
+				for _, o := range k.opsOf(s) {
+					if o.a.kind == actRecv || o.a.kind == actRecvMulti {
+						k.complete(o, 0)
+					}
+				}
+			}
+		case 7: // a peer resets
+			if s := k.sock(arg); s != nil && arg%3 == 0 {
+				k.reset(s)
+			}
+		case 8: // time passes
+			k.advance(int64(arg) * int64(50*time.Millisecond))
+		case 9:
+			switch arg % 4 {
+			case 0:
+				k.e.drain()
+			case 1: // the Date moves on: a new response set
+				k.e.date.tick(k.now, &k.e.sets)
+			default:
+				if o := k.notif(arg); o != nil {
+					k.complete(o, 0)
+				}
+			}
+		}
+	}
+	k.quiesce()
+}
+
+// sock picks an open connection.
+func (k *fakeKernel) sock(b byte) *fakeSock {
+	var open []*fakeSock
+	for _, s := range k.socks {
+		if !s.closed {
+			open = append(open, s)
+		}
+	}
+	if len(open) == 0 {
+		return nil
+	}
+	return open[int(b)%len(open)]
+}
+
+// notif picks a pending zero-copy notification.
+func (k *fakeKernel) notif(b byte) *fakeOp {
+	var ns []*fakeOp
+	for _, o := range k.ops {
+		if o.notif {
+			ns = append(ns, o)
+		}
+	}
+	if len(ns) == 0 {
+		return nil
+	}
+	return ns[int(b)%len(ns)]
+}
+
+// FuzzLifecycle runs random completion sequences through the connection
+// lifecycle: results, EOF, resets, short sends, cancels, multishot and
+// zero-copy flags, timeouts, drain and Date refreshes.
+func FuzzLifecycle(f *testing.F) {
+	for _, seed := range lifecycleSeeds {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, script []byte) { runLifecycle(t, script) })
+}
+
+// lifecycleSeeds are scripts that reach each part of the lifecycle.
+var lifecycleSeeds = [][]byte{
+	// keep-alive: connect, GET, recv, send, close by the peer
+	{0, 0, 0, 1, 0, 0, 3, 0, 0, 3, 0, 0, 6, 0},
+	// pipelined burst on a full queue, multishot
+	{1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 3, 1, 0, 0, 3, 0, 1, 3, 0, 2, 3, 0, 0, 3, 0, 0, 3, 0, 5},
+	// close mode with zero-copy answers
+	{6, 0, 0, 1, 0, 0, 3, 0, 0, 3, 0, 0, 9, 2, 3, 0, 0, 9, 2},
+	// slow head: partial request, then time passes (408)
+	{0, 0, 0, 1, 0x85, 0, 3, 0, 0, 8, 70, 3, 0, 0, 3, 0, 0},
+	// bad input, then more input while lingering
+	{1, 0, 0, 1, 0, 8, 3, 0, 0, 1, 0, 0, 3, 0, 0, 3, 0, 0, 3, 0, 0},
+	// reset mid-answer
+	{4, 0, 0, 1, 0, 0, 1, 0, 0, 3, 0, 0, 7, 0, 3, 0, 0},
+	// drain, a Date refresh, timeouts
+	{0, 0, 0, 0, 1, 1, 0, 0, 9, 0, 9, 1, 3, 0, 0, 3, 1, 0, 8, 200, 8, 200},
+	// more connections than slots
+	{0, 0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 8, 100, 8, 100},
+}
+
+// TestLifecycleSeeds runs the seeds as a plain test.
+func TestLifecycleSeeds(t *testing.T) {
+	for _, s := range lifecycleSeeds {
+		runLifecycle(t, s)
+	}
+}
