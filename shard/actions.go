@@ -37,7 +37,8 @@ type action struct {
 // count) is never reached. Should it be, the queue grows and says so in
 // a counter rather than lose an operation.
 type actionQueue struct {
-	a     []action
+	a     []action // a power of two long
+	mask  int
 	head  int
 	n     int
 	grown uint64 // times the queue had to grow (should stay 0)
@@ -49,7 +50,11 @@ type actionQueue struct {
 const maxOpsPerConn = 6
 
 func newActionQueue(capacity int) actionQueue {
-	return actionQueue{a: make([]action, capacity)}
+	n := 16
+	for n < capacity {
+		n *= 2
+	}
+	return actionQueue{a: make([]action, n), mask: n - 1}
 }
 
 // push appends a.
@@ -57,27 +62,27 @@ func (q *actionQueue) push(a action) {
 	if q.n == len(q.a) {
 		q.grow()
 	}
-	q.a[(q.head+q.n)%len(q.a)] = a
+	q.a[(q.head+q.n)&q.mask] = a
 	q.n++
 }
 
 func (q *actionQueue) grow() {
 	q.grown++
-	bigger := make([]action, 2*len(q.a)+1)
+	bigger := make([]action, 2*len(q.a))
 	for i := range q.n {
-		bigger[i] = q.a[(q.head+i)%len(q.a)]
+		bigger[i] = q.a[(q.head+i)&q.mask]
 	}
-	q.a, q.head = bigger, 0
+	q.a, q.mask, q.head = bigger, len(bigger)-1, 0
 }
 
 // peek returns the i-th queued action.
-func (q *actionQueue) peek(i int) *action { return &q.a[(q.head+i)%len(q.a)] }
+func (q *actionQueue) peek(i int) *action { return &q.a[(q.head+i)&q.mask] }
 
 // pop removes the first k actions.
 func (q *actionQueue) pop(k int) {
 	for i := range k {
-		q.a[(q.head+i)%len(q.a)].buf = nil // let go of the memory
+		q.a[(q.head+i)&q.mask].buf = nil // let go of the memory
 	}
-	q.head = (q.head + k) % len(q.a)
+	q.head = (q.head + k) & q.mask
 	q.n -= k
 }

@@ -57,10 +57,18 @@ type sendState struct {
 	zc       bool   // the send in flight is zero-copy
 }
 
+// traceEnter, when set (tests only), sees every phase change.
+var traceEnter func(c *conn, p phase)
+
 // enter moves c to phase p.
 func (c *conn) enter(p phase) {
-	if debugChecks && p <= c.phase {
-		panic("shard: connection phase " + c.phase.String() + " -> " + p.String() + " goes backwards")
+	if debugChecks {
+		if p <= c.phase {
+			panic("shard: connection phase " + c.phase.String() + " -> " + p.String() + " goes backwards")
+		}
+		if traceEnter != nil {
+			traceEnter(c, p)
+		}
 	}
 	c.phase = p
 }

@@ -42,29 +42,29 @@
 // independent of it: a recv armed, a send in flight, the operations
 // outstanding, whether the peer shut its side, whether to linger.
 //
-//	          accept
-//	            |
-//	            v
-//	  +------> open ------------------------------+
-//	  | answer | "Connection: close", bad input,  | reset, send error,
-//	  +--------+ drain, 408, peer EOF             | idle/send timeout
-//	            |                                 |
-//	            v                                 v
-//	        finishing --- reset, send error ---> aborting
-//	            |  answers out                    |   SHUT_RDWR ends what is
-//	            |                                 |   in flight
-//	            +-- input may still come -+       |
-//	            |   (linger, recv armed)  |       |
-//	            |                         v       |
-//	            |                    lingering ---+ reset, linger timeout
-//	            |            SHUT_WR, read to EOF |
-//	            |                         |       |
-//	            | nothing may come        | EOF   | nothing in flight
-//	            v                         v       v
-//	          closing <-------------------+-------+
-//	            |   close queued (linked behind the last send where it can be)
-//	            v
-//	          free     slot released, generation bumped, close reason counted
+//	        accept
+//	          |
+//	          v
+//	+------> open ------------------------------+
+//	| answer | "Connection: close", bad input,  | reset, send error,
+//	+--------+ drain, 408, peer EOF             | idle/send timeout
+//	          |                                 |
+//	          v                                 v
+//	      finishing --- reset, send error ---> aborting
+//	          |  answers out                    |   SHUT_RDWR ends what is
+//	          |                                 |   in flight
+//	          +-- input may still come -+       |
+//	          |   (linger, recv armed)  |       |
+//	          |                         v       |
+//	          |                    lingering ---+ reset, linger timeout
+//	          |            SHUT_WR, read to EOF |
+//	          |                         |       |
+//	          | nothing may come        | EOF   | nothing in flight
+//	          v                         v       v
+//	        closing <-------------------+-------+
+//	          |   close queued (linked behind the last send where it can be)
+//	          v
+//	        free     slot released, generation bumped, close reason counted
 //
 // Events and who handles them: accept (accept.go: onAccept), recv and send
 // results (conn.go: onRecv, onSend), the close's completion (conn.go:

@@ -265,3 +265,12 @@ func (rs *responses) clone() *responses {
 	}
 	return &c
 }
+
+// bytes is the memory rs's answers take.
+func (rs *responses) bytes() int {
+	n := 0
+	for v := range rs {
+		n += cap(rs[v].many)
+	}
+	return n
+}

@@ -2,28 +2,35 @@ package shard
 
 import "time"
 
-// maxSets bounds the response sets a shard keeps. A set is current (new
-// sends read it) or retired; a retired set is rewritten only once no send
-// reads it any more. Each stuck send can hold one set for up to the send
-// timeout, so the bound is what stands between a crowd of slow readers and
-// unbounded memory; past it the Date refresh waits (counted:
+// maxSets bounds the response sets a shard keeps, and setBudget the bytes
+// they take (large bodies make large sets), with at least minSets. A set is
+// current (new sends read it) or retired; a retired set is rewritten only
+// once no send reads it any more. Each stuck send can hold one set for up
+// to the send timeout, so the bound is what stands between a crowd of slow
+// readers and unbounded memory; past it the Date refresh waits (counted:
 // date_refresh_delayed_total).
-const maxSets = 16
+const (
+	maxSets   = 16
+	minSets   = 3
+	setBudget = 256 << 20
+)
 
 // respSets is a shard's generations of prepared responses, each with a
 // count of the sends reading it. Sends take a reference on the current set
 // for a whole answer batch, so a set's bytes never change under a send,
 // and one stuck send never delays what the others send.
 type respSets struct {
-	sets []*responses
-	refs []int32
-	cur  uint16
+	sets  []*responses
+	refs  []int32
+	cur   uint16
+	limit int // sets at most: maxSets, or fewer within setBudget
 }
 
 func newRespSets(first *responses) respSets {
 	return respSets{
-		sets: append(make([]*responses, 0, maxSets), first),
-		refs: make([]int32, 1, maxSets),
+		sets:  append(make([]*responses, 0, maxSets), first),
+		refs:  make([]int32, 1, maxSets),
+		limit: min(maxSets, max(minSets, setBudget/max(first.bytes(), 1))),
 	}
 }
 
@@ -59,7 +66,7 @@ func (s *respSets) refresh(d []byte) bool {
 		}
 	}
 	if next < 0 {
-		if len(s.sets) == maxSets {
+		if len(s.sets) >= s.limit {
 			return false
 		}
 		s.sets = append(s.sets, s.current().clone())

@@ -1,8 +1,9 @@
 package shard
 
-// This file is the only place in zerosys that touches io_uring memory through
-// unsafe pointers: the io_uring_params layout mirror, the shard's own view of
-// the shared SQ and CQ rings, and hand-filled SQEs.
+// This file, prep.go (hand-filled SQEs) and bufring.go (the provided-buffer
+// ring) are the only places in zerosys that touch io_uring memory through
+// unsafe pointers: here the io_uring_params layout mirror and the shard's own
+// view of the shared SQ and CQ rings.
 //
 // giouring sets the ring up (io_uring_setup, mmap), enters it and tears it
 // down. Everything the hot loop does — claiming SQEs, publishing the SQ tail,

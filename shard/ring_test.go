@@ -2,8 +2,10 @@ package shard
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -93,5 +95,28 @@ func TestSetupErrorMessages(t *testing.T) {
 		if !strings.Contains(err.Error(), c.want) || !errors.Is(err, c.err) {
 			t.Errorf("setupError(%v, sqpoll=%v) = %q; want it to mention %q and wrap the errno", c.err, c.sqpoll, err, c.want)
 		}
+	}
+}
+
+// TestEnterResults: io_uring_enter's results are sorted, not discarded: a
+// wait that times out is no error, a refused call is counted and returned.
+func TestEnterResults(t *testing.T) {
+	runtime.LockOSThread() // SINGLE_ISSUER: one thread enters the ring
+	defer runtime.UnlockOSThread()
+	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+	if err != nil {
+		t.Skipf("no ring here: %v", err)
+	}
+	defer r.close()
+	if err := r.wait(int64(time.Millisecond)); err != nil {
+		t.Errorf("a wait that timed out: %v, want no error (ETIME)", err)
+	}
+	if r.enters.errors != 0 {
+		t.Errorf("%d errors counted after a timed-out wait", r.enters.errors)
+	}
+	const bogus = 1 << 30 // no such IORING_ENTER_* flag: EINVAL
+	err = r.enter(0, 0, bogus, nil, 0)
+	if !errors.Is(err, unix.EINVAL) || r.enters.errors != 1 {
+		t.Errorf("enter with a bad flag: %v, %d errors counted; want EINVAL counted once", err, r.enters.errors)
 	}
 }

@@ -537,6 +537,39 @@ func TestServeDate(t *testing.T) {
 	}
 }
 
+// TestServeDateWithStuckSend: a client that never reads a large answer
+// holds the response set its send reads; the others' Date must still move
+// on every second.
+func TestServeDateWithStuckSend(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) {
+		c.Response.Body = bytes.Repeat([]byte("x"), 8<<20) // more than socket buffers hold
+	})
+	stuck := ts.dial(t)
+	fmt.Fprint(stuck, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 4 {
+		time.Sleep(time.Second)
+		req, _ := http.NewRequest("HEAD", "http://"+ts.addr+"/", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
+		}
+		// Date has a resolution of one second and is rewritten once a
+		// second: within two seconds of the clock, never stuck behind.
+		if skew := time.Since(d); skew > 2*time.Second {
+			t.Fatalf("Date %v is %v behind the clock while a send is stuck", d, skew)
+		}
+	}
+	if n := ts.total(func(s Stats) uint64 { return s.Counters[cDateDelayed] }); n != 0 {
+		t.Errorf("%d Date refreshes delayed", n)
+	}
+}
+
 // TestServeBufferPoolDry: with more busy connections than receive buffers,
 // multishot recvs end with ENOBUFS; they must be re-armed as buffers come
 // back, and every request must still be answered.

@@ -154,6 +154,21 @@ func (p *proc) scrape(t *testing.T) metrics {
 	return parseMetrics(t, string(body))
 }
 
+// scrapeText returns /metrics as exposed.
+func (p *proc) scrapeText(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + p.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
 // metrics maps "name{labels}" (labels as exposed) to a value.
 type metrics map[string]float64
 
@@ -193,6 +208,12 @@ func (m metrics) sum(name string, want ...string) float64 {
 	return total
 }
 
+// toolPackages names the Debian package of each tool the tests drive.
+var toolPackages = map[string]string{
+	"strace": "strace", "curl": "curl", "wrk": "wrk", "h2load": "nghttp2-client",
+	"ab": "apache2-utils", "hey": "hey", "ip": "iproute2", "nstat": "iproute2", "python3": "python3",
+}
+
 // needTool skips without the tool, except in CI, where its absence means
 // .ci/run failed to install it.
 func needTool(t *testing.T, name string) string {
@@ -202,9 +223,22 @@ func needTool(t *testing.T, name string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is not installed; .ci/run must install it", name)
 		}
-		t.Skipf("%s is not installed", name)
+		skip(t, name+" is not installed", toolPackages[name])
 	}
 	return path
+}
+
+// skip skips t and, under make test, records why and the package that
+// would let it run, so the suite ends with one line that names them.
+func skip(t *testing.T, why, pkg string) {
+	t.Helper()
+	if f := os.Getenv("ZEROSYS_SKIPPED"); f != "" {
+		if out, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintf(out, "%s\t%s\t%s\n", t.Name(), why, pkg)
+			out.Close()
+		}
+	}
+	t.Skip(why)
 }
 
 // needCPUs skips unless the process may use at least n CPUs; it returns
@@ -216,7 +250,7 @@ func needCPUs(t *testing.T, n int) affinity.CPUSet {
 		t.Fatal(err)
 	}
 	if len(cpus) < n {
-		t.Skipf("needs %d CPUs, this process may use %s", n, cpus)
+		skip(t, fmt.Sprintf("needs %d CPUs, this process may use %s", n, cpus), "")
 	}
 	return cpus
 }
@@ -224,6 +258,6 @@ func needCPUs(t *testing.T, n int) affinity.CPUSet {
 func needRoot(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces)")
+		skip(t, "needs root (network namespaces)", "")
 	}
 }
