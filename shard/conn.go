@@ -258,7 +258,7 @@ func (e *engine) send(c *conn) {
 	b := p.many[c.out.off:c.out.end]
 	c.out.zc = e.cfg.SendZC && len(b) >= zcMin
 	if c.out.zc {
-		e.sets.acquire() // the zero-copy op's own reference, returned by its notification
+		e.sets.hold(c.out.set) // the zero-copy op's own reference, returned by its notification
 		e.push(action{kind: actSendZC, fd: c.fd, buf: b, link: link, ud: packZC(c.gen, c.slot, c.out.set)})
 	} else {
 		e.push(action{kind: actSend, fd: c.fd, buf: b, link: link, ud: c.ud(opSend)})

@@ -40,7 +40,10 @@ func (s *respSets) acquire() uint16 {
 	return s.cur
 }
 
-// release returns a reference taken by acquire.
+// hold takes one more reference on set i (one already held).
+func (s *respSets) hold(i uint16) { s.refs[i]++ }
+
+// release returns a reference taken by acquire or hold.
 func (s *respSets) release(i uint16) {
 	s.refs[i]--
 	if debugChecks && s.refs[i] < 0 {
