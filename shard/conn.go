@@ -102,8 +102,14 @@ func (e *engine) step(c *conn) {
 	if c.phase == phaseClosing {
 		return
 	}
-	if c.phase == phaseOpen && c.in.has() && !c.q.full(e.env.maxPending) {
-		e.frame(c)
+	if c.phase == phaseOpen {
+		if c.in.has() && !c.q.full(e.env.maxPending) {
+			e.frame(c)
+		}
+		if c.peerEOF && !c.in.has() && c.phase == phaseOpen {
+			// The requests received before the EOF are all framed.
+			e.finish(c, false, reasonNormal)
+		}
 	}
 	if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {
 		e.send(c)
@@ -198,7 +204,7 @@ func (e *engine) queueClose(c *conn) {
 func (e *engine) keepReading(c *conn) {
 	full := c.q.full(e.env.maxPending)
 	switch {
-	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf:
+	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf && !c.peerEOF:
 		e.recv(c)
 	case full && c.recvArmed && e.pool != nil && !c.recvPaused:
 		// A multishot recv would keep taking buffers for a client we have
@@ -280,11 +286,12 @@ func (e *engine) onSend(c *conn, res int32) {
 	c.sending = false
 	if res < 0 {
 		e.endBatch(c)
+		r := reasonError
 		if errno(res) == unix.ECANCELED {
-			e.abort(c, reasonTimeoutSend) // only the sweep cancels a send
-		} else {
-			e.abort(c, reasonError)
+			r = reasonTimeoutSend // only the sweep cancels a send
 		}
+		c.setReason(r) // also when closing: the answer behind the close is cut
+		e.abort(c, r)
 		return
 	}
 	e.local[cBytesOut] += uint64(res)
@@ -342,8 +349,9 @@ func (e *engine) onRecv(c *conn, cq completion) {
 			e.frame(c)
 		}
 	case res == 0:
+		// The peer is done sending; step ends the connection once what it
+		// sent before is framed (held input may still hold requests).
 		c.peerEOF = true
-		e.finish(c, false, reasonNormal)
 	case errno(res) == unix.ECANCELED:
 		if !paused {
 			e.abort(c, reasonError) // cancelled by the sweep's backstop or teardown

@@ -144,6 +144,13 @@ func (e *engine) complete(cq completion) {
 	case opShutdown:
 		// Its effect shows in the recv and the send it ends.
 	case opClose:
+		if errno(cq.res) == unix.ECANCELED {
+			// The close never ran (a cancelled link): run it again, or
+			// the descriptor leaks.
+			e.push(action{kind: actClose, fd: c.fd, ud: c.ud(opClose)})
+			c.opQueued()
+			return
+		}
 		e.release(c)
 		return
 	}

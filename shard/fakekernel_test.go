@@ -44,7 +44,8 @@ type fakeSock struct {
 	answers   []variant
 	last      phase
 	parser    httpwire.Parser // the peer's own view of what it sent
-	parseOff  bool            // the peer sent something malformed: the server lingers, anything goes
+	parseOff  bool            // the peer sent something malformed, or said it ends: it counts no further
+	requests  int             // complete requests the peer sent, as it counts them
 }
 
 // send makes the peer send text. The peer parses its own bytes to know
@@ -61,6 +62,7 @@ func (s *fakeSock) send(text string) {
 		b = b[n:]
 		switch r {
 		case httpwire.Request:
+			s.requests++
 			if !s.parser.Request().KeepAlive {
 				s.saidClose = true
 				s.misbehave = s.misbehave || len(b) > 0
@@ -318,7 +320,9 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 // finishSend completes a send with res; a linked close becomes runnable.
 func (k *fakeKernel) finishSend(o *fakeOp, res int32) {
 	flags := uint32(0)
-	if o.a.kind == actSendZC && res >= 0 {
+	if o.a.kind == actSendZC {
+		// The kernel posts a zero-copy send's notification whatever the
+		// result (io_uring's send-zc failure path keeps F_MORE).
 		flags = cqeFMore
 		o.notif = true // stays pending as its notification
 	} else {
@@ -398,11 +402,7 @@ func (k *fakeKernel) cancelled(t *fakeOp) {
 }
 
 func (k *fakeKernel) finishSendErr(t *fakeOp) {
-	k.remove(t)
-	if t.after != nil {
-		t.after.behind = false
-	}
-	k.deliver(t.a.ud, -int32(unix.ECANCELED), 0)
+	k.finishSend(t, -int32(unix.ECANCELED))
 }
 
 // find returns the pending operation with user_data ud (a notification
@@ -476,6 +476,21 @@ func (k *fakeKernel) checkAnswers(s *fakeSock) {
 	}
 	if !bytes.Equal(got, want) {
 		k.fail("slot %d: sent %q, want the queued answers %q", s.slot, got, want)
+	}
+	// Every request the peer sent was answered, unless the server chose to
+	// end the connection (its last answer says close: drain, close mode, a
+	// timeout, bad input) or the peer kept sending after saying it ends.
+	final := 0
+	var last variant
+	for _, v := range s.answers {
+		if v != vContinue {
+			final++
+			last = v
+		}
+	}
+	closing := last == vOKClose || last == vHeadClose || last >= v400
+	if !s.misbehave && !closing && final != s.requests {
+		k.fail("slot %d: the peer sent %d requests, %d were answered", s.slot, s.requests, final)
 	}
 }
 

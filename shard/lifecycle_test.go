@@ -183,3 +183,26 @@ func TestLifecycleSeeds(t *testing.T) {
 		runLifecycle(t, s)
 	}
 }
+
+// TestLifecyclePeerEOFAfterPipeline: a client pipelines more requests than
+// the answer queue holds and then shuts its side; the requests already
+// received must all be answered before the close (the EOF must not throw
+// away input not yet framed).
+func TestLifecyclePeerEOFAfterPipeline(t *testing.T) {
+	for _, multishot := range []bool{false, true} {
+		cfg := lifecycleConfig(0)
+		cfg.RecvMultishot = multishot
+		cfg.RecvBuffer, cfg.bufCount, cfg.MaxPipeline = 4096, 16, 1024
+		k := newFakeKernel(t, cfg)
+		k.connect()
+		s := k.socks[0]
+		for i := range 17 { // alternating: 17 runs, over maxRuns
+			s.send(requestMenu[i%2])
+		}
+		s.peerEOF = true
+		k.quiesce() // checks every request was answered
+		if s.requests != 17 || len(s.answers) != 17 {
+			t.Errorf("multishot %v: %d requests sent, %d answers queued, want 17", multishot, s.requests, len(s.answers))
+		}
+	}
+}

@@ -5,8 +5,10 @@ import "time"
 // maxSets bounds the response sets a shard keeps, and setBudget the bytes
 // they take (large bodies make large sets), with at least minSets. A set is
 // current (new sends read it) or retired; a retired set is rewritten only
-// once no send reads it any more. Each stuck send can hold one set for up
-// to the send timeout, so the bound is what stands between a crowd of slow
+// once no send reads it any more. A stuck send holds one set for up to the
+// send timeout; a zero-copy send (SendZC) holds it until the kernel lets go
+// of the pages, which for a peer that never reads can be until the
+// connection is gone. The bound is what stands between a crowd of slow
 // readers and unbounded memory; past it the Date refresh waits (counted:
 // date_refresh_delayed_total).
 const (

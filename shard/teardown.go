@@ -33,14 +33,14 @@ func (s *Shard) teardown() {
 	deadline := time.Now().Add(teardownBound)
 	for e.inflight > 0 && time.Now().Before(deadline) {
 		s.flush()
+		e.setNow(int64(time.Since(s.epoch)))
+		if e.sweepDue() {
+			e.sweep() // backstops: cancel what outlived its SHUT_RDWR or its cancel
+		}
 		if n := r.ready(); n > 0 {
-			e.setNow(int64(time.Since(s.epoch)))
 			s.reap(n)
 			if len(e.waiters) > 0 {
 				e.wakeWaiters()
-			}
-			if e.sweepDue() {
-				e.sweep() // backstops: cancel what outlived its SHUT_RDWR
 			}
 			continue
 		}
