@@ -46,7 +46,7 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 		{"invalid method", "G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400},
 		{"missing target", "GET HTTP/1.1\r\nHost: t\r\n\r\n", 400},
 		{"HTTP/2.0 request line", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
-		{"HTTP/1.2", "GET / HTTP/1.2\r\nHost: t\r\n\r\n", 505},
+		{"HTTP/3.0", "GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
 		{"TLS ClientHello", tlsHello, 400},
 		{"request line over the limit", "GET /" + strings.Repeat("a", 300) + " HTTP/1.1\r\n\r\n", 414},
@@ -54,6 +54,26 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 		{"body over the limit", "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1001\r\n\r\n" + strings.Repeat("x", 1001), 413},
 		{"chunked body over the limit", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n" + strings.Repeat("x", 1001) + "\r\n0\r\n\r\n", 413},
 		{"bare CR", "GET / HTTP/1.1\rHost: t\r\n\r\n", 400},
+		{"CONNECT", "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n\x16\x03\x01\x00\x05hello", 501},
+		{"CONNECT with an invalid authority", "CONNECT /x HTTP/1.1\r\nHost: t\r\n\r\n", 501},
+		{"no Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"no Host with absolute-form", "GET http://t/ HTTP/1.1\r\n\r\n", 400},
+		{"two Host fields", "GET / HTTP/1.1\r\nHost: t\r\nHost: t\r\n\r\n", 400},
+		{"two differing Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"Host with userinfo", "GET / HTTP/1.1\r\nHost: user@t\r\n\r\n", 400},
+		{"Host with a path", "GET / HTTP/1.1\r\nHost: t/p\r\n\r\n", 400},
+		{"Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400},
+		{"Host with a brace", "GET / HTTP/1.1\r\nHost: {t}\r\n\r\n", 400},
+		{"Host with obs-text", "GET / HTTP/1.1\r\nHost: t\xff\r\n\r\n", 400},
+		{"asterisk-form with GET", "GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+		{"origin-form without slash", "GET ! HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+		{"authority-form with GET", "GET t:80 HTTP/1.1\r\nHost: t\r\n\r\n", 400},
+		{"bare LF in the trailer section", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: y\n\r\n", 400},
+		{"chunk size then whitespace", "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400},
+		{"HEAD without Host", "HEAD / HTTP/1.1\r\n\r\n", 400},
+		{"HEAD with a bad header", "HEAD / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n", 400},
+		{"HEAD over the header limit", "HEAD / HTTP/1.1\r\nHost: t\r\nX: " + strings.Repeat("a", 600) + "\r\n\r\n", 431},
+		{"HEAD with an unknown coding", "HEAD / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 	}
 	good, err := net.Dial("tcp", ts.addr)
 	if err != nil {
@@ -81,6 +101,16 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 			}
 			if n := bytes.Count(got, []byte("HTTP/1.1 ")); n != 1 {
 				t.Errorf("%d answers, want one: %q", n, got)
+			}
+			// RFC 9110 §9.3.2: no content in any answer to HEAD.
+			head, body, _ := bytes.Cut(got, []byte("\r\n\r\n"))
+			if isHead := strings.HasPrefix(c.in, "HEAD "); isHead && len(body) != 0 {
+				t.Errorf("answer to HEAD carries a body: %q", got)
+			} else if !isHead && len(body) == 0 {
+				t.Errorf("answer carries no body: %q", got)
+			}
+			if !bytes.Contains(head, []byte("\r\nContent-Length: ")) {
+				t.Errorf("answer without Content-Length: %q", got)
 			}
 			fmt.Fprint(good, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 			readResponses(t, gr, 1, nil)

@@ -82,7 +82,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			}
 		case httpwire.Error:
 			*env.rejected++
-			q.push(errorVariant(h.parser.Status()))
+			q.push(errorVariant(h.parser.Status(), h.parser.Method() == httpwire.MethodHead))
 			// The rest of the request may still be arriving: read it away
 			// so our answer is not destroyed by a reset.
 			return total, endLinger

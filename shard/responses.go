@@ -33,15 +33,27 @@ const (
 	vHeadKeep10
 	vHeadClose
 	vContinue // interim 100 Continue
+	// The errors, each followed by the same answer to a HEAD: the same
+	// head, no body (RFC 9110 §9.3.2).
 	v400
+	v400Head
 	v408
+	v408Head
 	v413
+	v413Head
 	v414
+	v414Head
 	v431
+	v431Head
 	v501
+	v501Head
 	v505
+	v505Head
 	numVariants
 )
+
+// errorStatuses are the statuses of the error variants, in their order.
+var errorStatuses = [...]int{400, 408, 413, 414, 431, 501, 505}
 
 // maxBatch is how many copies of a response one send may carry: pipelined
 // requests answered by the same variant go out in a single send straight
@@ -85,23 +97,19 @@ func appendDate(dst []byte, t time.Time) []byte {
 // responses holds every variant, per shard.
 type responses [numVariants]prepared
 
-// errorVariant maps a status from the framing parser to its variant.
-func errorVariant(status int) variant {
-	switch status {
-	case 408:
-		return v408
-	case 413:
-		return v413
-	case 414:
-		return v414
-	case 431:
-		return v431
-	case 501:
-		return v501
-	case 505:
-		return v505
+// errorVariant maps an error status to its variant; head picks the
+// answer to a HEAD. A status with no variant of its own gets 400's.
+func errorVariant(status int, head bool) variant {
+	v := v400
+	for i, st := range errorStatuses {
+		if st == status {
+			v = v400 + variant(2*i)
+		}
 	}
-	return v400
+	if head {
+		v++
+	}
+	return v
 }
 
 // answerVariant picks the answer to a valid request.
@@ -186,11 +194,13 @@ func buildResponses(r Response) (*responses, error) {
 	answer(vHeadKeep10, "keep-alive", true)
 	answer(vHeadClose, "close", true)
 	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
-	for v, st := range map[variant]int{v400: 400, v408: 408, v413: 413, v414: 414, v431: 431, v501: 501, v505: 505} {
+	for _, st := range errorStatuses {
 		text := reasonPhrase(st) + "\n"
-		msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-			st, reasonPhrase(st), server, now, len(text), text)
-		rs[v] = newPrepared(st, []byte(msg))
+		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+			st, reasonPhrase(st), server, now, len(text))
+		v := errorVariant(st, false)
+		rs[v] = newPrepared(st, []byte(head+text))
+		rs[v+1] = newPrepared(st, []byte(head))
 	}
 	return &rs, nil
 }

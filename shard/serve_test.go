@@ -570,6 +570,15 @@ func TestServeDateWithStuckSend(t *testing.T) {
 	}
 }
 
+// TestServeHigherMinorVersion: HTTP/1.2 to 1.9 are served as HTTP/1.1
+// (RFC 9110 §2.5), keep-alive included.
+func TestServeHigherMinorVersion(t *testing.T) {
+	ts := startServer(t, modes[0], nil)
+	c := ts.dial(t)
+	fmt.Fprint(c, "GET / HTTP/1.2\r\nHost: t\r\n\r\nGET / HTTP/1.9\r\nHost: t\r\n\r\n")
+	readResponses(t, bufio.NewReader(c), 2, nil)
+}
+
 // TestServeBufferPoolDry: with more busy connections than receive buffers,
 // multishot recvs end with ENOBUFS; they must be re-armed as buffers come
 // back, and every request must still be answered.

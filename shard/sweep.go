@@ -1,6 +1,10 @@
 package shard
 
-import "time"
+import (
+	"time"
+
+	"zerosys/shard/httpwire"
+)
 
 // sweepEvery is the least time between two deadline sweeps: timeouts are
 // coarse by this much. A sweep walks the table; it costs no syscall.
@@ -74,7 +78,7 @@ func (e *engine) expire(c *conn) {
 	case timerHeader:
 		if c.phase == phaseOpen && !c.sending && c.q.len == 0 {
 			// Say why, as HAProxy does, then close the usual way.
-			c.q.push(v408)
+			c.q.push(errorVariant(408, c.h1.parser.Method() == httpwire.MethodHead))
 			e.finish(c, true, reasonTimeoutHeader)
 		} else {
 			e.abort(c, reasonTimeoutHeader)

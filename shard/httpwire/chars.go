@@ -26,6 +26,7 @@ const (
 	stChunkSize     // first hex digit of a chunk size
 	stChunkSizeMore // further hex digits
 	stChunkAfter    // after the size or an extension: BWS, ';' or CR
+	stChunkBWS      // BWS after the size or an extension: only ';' may follow
 	stExtNameStart  // after ';'
 	stExtName
 	stExtNameEnd // BWS after an extension name
@@ -54,6 +55,7 @@ const (
 	kTransferEncoding
 	kConnection
 	kExpect
+	kHost
 )
 
 // Character classes, as bits of class[c].
@@ -63,6 +65,9 @@ const (
 	cValue              // field-vchar, SP, HTAB (RFC 9110 §5.5)
 	cQd                 // qdtext (RFC 9110 §5.6.4)
 	cHex
+	cHost  // reg-name byte of a Host (RFC 3986 §3.2.2: unreserved, sub-delims but ','; '%' is checked apart)
+	cPath  // request-target byte taken as it is: pchar but '%', "/" and "?" (RFC 3986 §3.3, §3.4)
+	cDigit // DIGIT
 )
 
 var class = func() (t [256]uint8) {
@@ -87,6 +92,19 @@ var class = func() (t [256]uint8) {
 		}
 		if c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' {
 			b |= cHex
+		}
+		alnum := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		switch {
+		case alnum, c == '-', c == '.', c == '_', c == '~', // unreserved
+			c == '!', c == '$', c == '&', c == '\'', c == '(', c == ')', c == '*', c == '+', c == ';', c == '=':
+			// sub-delims without ',': a comma makes Host a list of values
+			b |= cHost
+		}
+		if c >= '0' && c <= '9' {
+			b |= cDigit
+		}
+		if b&cHost != 0 || c == ',' || c == ':' || c == '@' || c == '/' || c == '?' {
+			b |= cPath // unreserved, sub-delims, ":", "@", "/", "?"
 		}
 		t[c] = b
 	}
@@ -137,6 +155,15 @@ const (
 	reasonChunkLineLong  = "chunk line too long"
 	reasonChunkLF        = "chunk line must end with CRLF"
 	reasonChunkDataEnd   = "chunk data not followed by CRLF"
+	reasonChunkBWS       = "whitespace after a chunk size or extension must lead to ';'"
+	reasonTrailerLF      = "trailer section lines must end with CRLF"
+	reasonConnect        = "CONNECT is not supported: this is an origin server, not a proxy"
+	reasonTargetForm     = "request-target is not origin-form, absolute-form or (OPTIONS only) asterisk-form"
+	reasonHostMissing    = "HTTP/1.1 request without Host"
+	reasonHostTwice      = "more than one Host field"
+	reasonHostInvalid    = "invalid Host value"
+	reasonPctEncoding    = "invalid percent-encoding in request-target"
+	reasonTEInvalid      = "transfer-encoding is not a list of tokens, or chunked has parameters"
 )
 
 // SWAR constants: the same byte in all eight lanes of a word.
@@ -164,31 +191,29 @@ func tokenRun(b []byte) int {
 	return len(b)
 }
 
-// targetRun returns the length of the longest prefix of b made of VCHARs.
-// Eight bytes are tested at once; the word test may flag a clean word
-// (borrows), never miss a bad byte, and a flagged word is rechecked byte
-// by byte, so the result is exact.
-func targetRun(b []byte) int {
+// classRun returns the length of the longest prefix of b whose bytes all
+// have a class bit of mask. Eight bytes are looked up at a time and their
+// classes ANDed, with one branch per word instead of one per byte.
+func classRun(b []byte, mask uint8) int {
 	j := 0
 	for j+8 <= len(b) {
-		x := load64(b[j:])
-		y := x ^ lanes7f
-		if ((x-lanes21)&^x|(y-lanes01)&^y|x)&lanes80 != 0 {
-			for k := j; k < j+8; k++ {
-				if class[b[k]]&cTarget == 0 {
-					return k
-				}
-			}
+		w := b[j : j+8 : j+8]
+		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&class[w[4]]&class[w[5]]&class[w[6]]&class[w[7]]&mask == 0 {
+			break
 		}
 		j += 8
 	}
-	for ; j < len(b); j++ {
-		if class[b[j]]&cTarget == 0 {
-			return j
-		}
+	for j < len(b) && class[b[j]]&mask != 0 {
+		j++
 	}
-	return len(b)
+	return j
 }
+
+// targetRun returns the length of the longest prefix of b made of bytes a
+// request-target takes as they are (cPath). It stops at '%', which needs
+// its two hex digits checked, and at anything else for the caller to
+// judge.
+func targetRun(b []byte) int { return classRun(b, cPath) }
 
 // valueRun returns the length of the longest prefix of b made of
 // field-value bytes (VCHAR, obs-text, SP, HTAB). Same word trick as

@@ -43,6 +43,7 @@ func (p *Parser) chunk(buf []byte, i int) (int, Result) {
 		case stChunkAfter:
 			switch c {
 			case ' ', '\t':
+				p.state = stChunkBWS
 			case ';':
 				p.state = stExtNameStart
 			case '\r':
@@ -51,6 +52,16 @@ func (p *Parser) chunk(buf []byte, i int) (int, Result) {
 				return i + 1, p.fail(400, reasonChunkLF)
 			default:
 				return i + 1, p.fail(400, reasonChunkExt)
+			}
+		case stChunkBWS:
+			// RFC 9112 §7.1.1: BWS only before a ';' that starts an
+			// extension.
+			switch c {
+			case ' ', '\t':
+			case ';':
+				p.state = stExtNameStart
+			default:
+				return i + 1, p.fail(400, reasonChunkBWS)
 			}
 		case stExtNameStart:
 			if class[c]&cTok != 0 {
@@ -73,16 +84,16 @@ func (p *Parser) chunk(buf []byte, i int) (int, Result) {
 				return i + 1, p.fail(400, reasonChunkExt)
 			}
 		case stExtNameEnd:
+			// BWS after a name leads to '=' or, as the next extension's
+			// leading BWS, to ';'.
 			switch c {
 			case ' ', '\t':
 			case '=':
 				p.state = stExtValStart
 			case ';':
 				p.state = stExtNameStart
-			case '\r':
-				p.state = stChunkLineCR
 			default:
-				return i + 1, p.fail(400, reasonChunkExt)
+				return i + 1, p.fail(400, reasonChunkBWS)
 			}
 		case stExtValStart:
 			switch {

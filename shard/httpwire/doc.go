@@ -45,8 +45,10 @@
 // each kind of input, next to what nginx 1.22, HAProxy 2.6 and Go net/http
 // do. The Go column is from the Go standard library source; the nginx and
 // HAProxy columns are from reading their parsers (ngx_http_parse.c,
-// ngx_http_request.c; h1.c) and their documented defaults, not from live
-// tests, so treat them as a guide. "-" means the same as this package.
+// ngx_http_request.c; h1.c) and their documented defaults; where the nginx
+// column says "(seen)", the answer was observed by make conformance, which
+// runs the corpus of cmd/zerosys/testdata/conformance.txt against nginx
+// 1.22. "-" means the same as this package; "?" means not checked.
 //
 // Request line:
 //
@@ -61,11 +63,17 @@
 //	missing target or version ("GET /")     | 400  | HTTP/0.9 for GET         | 400 (no HTTP/0.9 in HTX)    | 400
 //	CTL or DEL in target                    | 400  | 400                      | 400                         | 400 (url parse)
 //	obs-text (>= 0x80) in target            | 400  | ok                       | 400 unless accept-invalid-http-request | ok
-//	asterisk-form ("OPTIONS *")             | ok   | 400                      | ok                          | ok
-//	authority-form (CONNECT h:443)          | ok   | 405 (CONNECT refused)    | ok                          | ok
+//	asterisk-form with OPTIONS ("OPTIONS *") | ok  | 400 (seen)               | ok                          | ok
+//	asterisk-form with any other method     | 400  | 400                      | ?                           | 400 (ServeMux)
+//	origin-form not starting with "/" ("GET !") | 400 | 400                   | ?                           | 400
+//	authority-form without CONNECT ("GET h:80") | 400 | 400                   | ?                           | ?
+//	CONNECT, any target                     | 501: no tunnels here (RFC 9110 §9.3.6) | 400 (seen) | ?      | handler
 //	absolute-form (GET http://h/p)          | ok   | ok                       | ok                          | ok
+//	absolute-form without "//" ("GET h:x"), userinfo ("http://u@h/") | 400 | ? | ?                       | ?
+//	"#", "\", "{", "}", "|", "^", "`", DQUOTE, "<", ">" in a target (not pchar, RFC 3986) | 400 | ok (seen) | ok | ok
+//	"%" not followed by two hex digits      | 400  | ?                        | ?                           | 400 (url parse)
 //	HTTP/1.0, HTTP/1.1                      | ok   | ok                       | ok                          | ok
-//	HTTP/1.2 .. HTTP/1.9                    | 505  | ok as 1.x                | ok as 1.1                   | ok as 1.x
+//	HTTP/1.2 .. HTTP/1.9                    | ok as 1.1 (RFC 9110 §2.5) | ok as 1.x | ok as 1.1            | ok as 1.x
 //	HTTP/2.0, HTTP/3.0 (well-formed d.d)    | 505  | 505 (major > 1)          | (h2 preface only: h2)       | 505
 //	HTTP/0.9 spelled out                    | 505  | 400 (major must be 1-9)  | ok as 1.0                   | 505
 //	h2 preface "PRI * HTTP/2.0\r\n\r\nSM.." | 505 at the end of its first line | 400 ("*") | switches to HTTP/2 | handed to the handler (h2c hook) unless unencrypted HTTP/2 is on
@@ -77,7 +85,7 @@
 //	CRLF                                    | ok   | ok                       | ok                          | ok
 //	bare LF in request line and headers     | ok   | ok                       | ok                          | ok
 //	bare CR not followed by LF              | 400  | 400                      | 400                         | 400
-//	bare LF in chunk lines                  | 400  | ok                       | ok                          | error (body read)
+//	bare LF in chunk lines or the trailer section | 400 | ok (seen)           | ok                          | error (body read)
 //
 // Header fields:
 //
@@ -89,7 +97,10 @@
 //	NUL in value                            | 400  | 400                      | 400                         | 400
 //	other CTL or DEL in value               | 400  | ok                       | 400                         | 400
 //	obs-text (0x80-0xFF), HTAB in value     | ok   | ok                       | ok                          | ok
-//	Host missing (HTTP/1.1)                 | ok (not checked) | 400      | ok                          | 400
+//	Host missing (HTTP/1.1; RFC 9112 §3.2 MUST) | 400 | 400                  | ok                          | 400
+//	Host missing (HTTP/1.0)                 | ok   | ok                       | ok                          | ok
+//	two Host fields (same or different)     | 400  | 400                      | ?                           | 400
+//	Host empty, or with userinfo, a path, a list, "{" or obs-text | 400 | ok for most (seen) | ?          | 400, userinfo ok
 //	header block over MaxHeaderBytes        | 431 on the first byte over | 400 ("Request Header Or Cookie Too Large") | 400 | 431
 //	more than MaxHeaders fields             | 431  | no count limit           | 400 (tune.http.maxhdr)      | no count limit
 //
@@ -118,6 +129,7 @@
 //	chunked twice (one field or two)        | 400  | 501 / 400 (duplicate)    | 400                         | 501
 //	chunked not last ("chunked, gzip")      | 400  | 501                      | 400                         | 501
 //	other coding ("gzip, chunked", "identity", "x") | 501 | 501              | forwarded as is             | 501
+//	not a token ("\"chunked\"", "chun ked"), or chunked with parameters | 400 | 501 (seen) | ?       | 501
 //	two TE fields                           | as one list | 400 (duplicate)   | as one list                 | 501 (one field only)
 //
 // Chunked body:
@@ -126,6 +138,7 @@
 //	16 or more hex digits                   | 400  | 400 (overflow)           | 400                         | error at 17
 //	sum of chunk sizes over MaxBody         | 413 when the size line ends | 413 | no limit                  | no limit
 //	chunk-ext ;name[=token|quoted-string] with BWS | ok, syntax-checked, skipped | skipped unchecked | skipped | skipped
+//	BWS after the size or an extension not followed by ";" ("5 \r\n") | 400 | ok (seen) | ?          | ok
 //	CTL in chunk-ext                        | 400  | ok                       | 400                         | ok
 //	chunk-size line over MaxHeaderBytes     | 400  | no limit                 | buffer size                 | 4096 / 16 KiB ext overhead
 //	data not followed by CRLF               | 400  | 400                      | 400                         | error
@@ -144,7 +157,11 @@
 //	HTTP/1.0 otherwise                      | KeepAlive false | same          | same                        | same
 //	after any Error                         | KeepAlive false | close         | close                       | close
 //
-// Where this package is stricter than all three (single spaces, versions
-// 1.2-1.9, chunked extensions), it follows the RFC 9112 grammar: a framing
-// parser in front of application code gains nothing from guessing.
+// Error answers to a HEAD carry the same head and no body (RFC 9110
+// §9.3.2): Method tells the caller what the failing request was.
+//
+// Where this package is stricter than all three (single spaces, target
+// bytes, chunked extensions and whitespace, Host values), it follows the
+// RFC 9112 and RFC 3986 grammars: a framing parser in front of application
+// code gains nothing from guessing.
 package httpwire

@@ -19,6 +19,9 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 					st = stHEndCR
 					i++
 				case '\n':
+					if p.flags&fTrailer != 0 {
+						return i + 1, p.fail(400, reasonTrailerLF)
+					}
 					i++
 					p.hdrLen += i - start
 					return i, p.endHead()
@@ -41,7 +44,7 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 			// recorded; the rest skip the copy.
 			if p.flags&fTrailer != 0 {
 				p.nameLen = len(p.name) + 1
-			} else if l := c | 0x20; l != 'c' && l != 't' && l != 'e' {
+			} else if l := c | 0x20; l != 'c' && l != 't' && l != 'e' && l != 'h' {
 				p.nameLen = len(p.name) + 1
 			}
 			st = stHName
@@ -92,9 +95,15 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 			st = stHVal
 			fallthrough
 		case stHVal:
-			if p.kind == kNone {
+			switch {
+			case p.kind == kNone:
 				i += valueRun(buf[i:end])
-			} else {
+			case p.kind == kHost:
+				var ok bool
+				if i, ok = p.hostValue(buf, i, end); !ok {
+					return i, Error
+				}
+			default:
 				for i < end && class[buf[i]]&cValue != 0 {
 					if !p.valueByte(buf[i]) {
 						return i + 1, Error
@@ -112,16 +121,18 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 					st = stHCR
 					continue
 				}
-				fallthrough
 			case '\n':
-				i++
-				if !p.endField() {
-					return i, Error
+				if p.flags&fTrailer != 0 {
+					return i + 1, p.fail(400, reasonTrailerLF)
 				}
-				st = stHLine
 			default:
 				return i + 1, p.fail(400, reasonValueChar)
 			}
+			i++ // the LF
+			if !p.endField() {
+				return i, Error
+			}
+			st = stHLine
 		case stHCR:
 			if buf[i] != '\n' {
 				return i + 1, p.fail(400, reasonBareCR)
@@ -152,6 +163,11 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 func (p *Parser) classify() {
 	n := p.name[:p.nameLen]
 	switch len(n) {
+	case 4:
+		if string(n) == "host" {
+			p.kind = kHost
+			p.hostSt = hsStart
+		}
 	case 6:
 		if string(n) == "expect" {
 			p.kind = kExpect
@@ -172,7 +188,7 @@ func (p *Parser) classify() {
 	}
 	p.clDigits, p.clVal = 0, 0
 	p.flags &^= fCLSpace
-	p.elemLen, p.elemTrim, p.fieldElms = 0, 0, 0
+	p.elemLen, p.elemTrim, p.fieldElms, p.elemParams = 0, 0, 0, false
 }
 
 // valueByte interprets one byte of a Content-Length, Transfer-Encoding,
@@ -213,17 +229,28 @@ func (p *Parser) valueByte(c byte) bool {
 		}
 		return true
 	}
-	switch c {
-	case ',':
+	if p.kind == kHost {
+		return p.hostByte(c)
+	}
+	switch {
+	case c == ',':
 		p.elemEnd()
-	case ' ', '\t':
+	case p.elemParams:
+		// A transfer-parameter: its coding is refused whatever it says.
+	case c == ' ' || c == '\t':
 		if p.elemLen > 0 {
 			if p.elemLen < len(p.elem) {
 				p.elem[p.elemLen] = ' '
 			}
 			p.elemLen++
 		}
+	case c == ';' && p.kind == kTransferEncoding:
+		p.elemParams = true
 	default:
+		if p.kind == kTransferEncoding && (class[c]&cTok == 0 || p.elemTrim < p.elemLen) {
+			// Not a token, or a token with whitespace inside.
+			p.flags |= fTEInvalid
+		}
 		if p.elemLen < len(p.elem) {
 			if c >= 'A' && c <= 'Z' {
 				c += 'a' - 'A'
@@ -255,9 +282,12 @@ func (p *Parser) clCommit() bool {
 // elemEnd ends one comma-list element; empty elements are ignored as
 // RFC 9110 §5.6.1 requires.
 func (p *Parser) elemEnd() {
-	n := p.elemTrim
-	p.elemLen, p.elemTrim = 0, 0
+	n, params := p.elemTrim, p.elemParams
+	p.elemLen, p.elemTrim, p.elemParams = 0, 0, false
 	if n == 0 {
+		if params {
+			p.flags |= fTEInvalid // parameters of no coding
+		}
 		return
 	}
 	p.fieldElms++
@@ -267,6 +297,11 @@ func (p *Parser) elemEnd() {
 	e := p.elem[:n]
 	switch p.kind {
 	case kTransferEncoding:
+		if params && string(e) == "chunked" {
+			// RFC 9112 §7: chunked defines no parameters; their presence
+			// SHOULD be treated as an error.
+			p.flags |= fTEInvalid
+		}
 		if string(e) == "chunked" {
 			if p.flags&fTEChunked != 0 {
 				p.flags |= fTEChunkedTwice
@@ -288,6 +323,109 @@ func (p *Parser) elemEnd() {
 	}
 }
 
+// What a Host value's check has seen (RFC 9110 §7.2: uri-host [":" port]).
+const (
+	hsStart   uint8 = iota // nothing: an empty Host is valid
+	hsReg                  // in a reg-name or IPv4 address
+	hsPct1                 // after '%' in a reg-name
+	hsPct2                 // after '%' and one hex digit
+	hsLiteral              // in an IP-literal, after '['
+	hsAfter                // after the ']' of an IP-literal
+	hsPort                 // after ':'
+	hsOWS                  // trailing whitespace
+)
+
+// hostValue checks Host value bytes from buf[i:end] until one that is not
+// a field-value byte (the line end, or an error for the caller). The usual
+// name or address and port take a tight loop; the rest goes to hostByte.
+// On an invalid value it records the error and returns false with i past
+// the offending byte.
+func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
+	st := p.hostSt
+	for st <= hsReg && i+8 <= end {
+		// A word of name bytes at a time: their classes ANDed.
+		w := buf[i : i+8 : i+8]
+		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&class[w[4]]&class[w[5]]&class[w[6]]&class[w[7]]&cHost == 0 {
+			break
+		}
+		st, i = hsReg, i+8
+	}
+	for ; i < end; i++ {
+		// The usual value, a name or address and a port, in one tight
+		// loop on the state kept in a register; the rest in hostByte.
+		k := class[buf[i]]
+		switch {
+		case st == hsPort:
+			if k&cDigit != 0 {
+				continue
+			}
+		case st <= hsReg:
+			if k&cHost != 0 {
+				st = hsReg
+				continue
+			}
+		}
+		if k&cValue == 0 {
+			break // the line end, or a byte the caller refuses
+		}
+		p.hostSt = st
+		if !p.hostByte(buf[i]) {
+			return i + 1, false
+		}
+		st = p.hostSt
+	}
+	p.hostSt = st
+	return i, true
+}
+
+// hostByte checks one byte of a Host value (leading OWS already skipped).
+// Userinfo ('@'), a path ('/'), a list (','), obs-text and anything else
+// outside the grammar make it invalid.
+func (p *Parser) hostByte(c byte) bool {
+	ok := true
+	switch st := p.hostSt; {
+	case c == ' ' || c == '\t':
+		ok = st == hsReg || st == hsAfter || st == hsPort || st == hsOWS
+		p.hostSt = hsOWS
+	case st == hsOWS:
+		ok = false
+	case st == hsStart && c == '[':
+		p.hostSt = hsLiteral
+	case st == hsStart || st == hsReg:
+		switch {
+		case class[c]&cHost != 0:
+			p.hostSt = hsReg
+		case c == '%':
+			p.hostSt = hsPct1
+		case c == ':' && st == hsReg:
+			p.hostSt = hsPort
+		default:
+			ok = false
+		}
+	case st == hsPct1:
+		ok, p.hostSt = class[c]&cHex != 0, hsPct2
+	case st == hsPct2:
+		ok, p.hostSt = class[c]&cHex != 0, hsReg
+	case st == hsLiteral:
+		switch {
+		case c == ']':
+			p.hostSt = hsAfter
+		default:
+			// IPv6address or IPvFuture: HEXDIG, ':', '.', 'v' and
+			// the unreserved and sub-delims an IPvFuture may hold.
+			ok = class[c]&cHost != 0 || c == ':'
+		}
+	case st == hsAfter:
+		ok, p.hostSt = c == ':', hsPort
+	case st == hsPort:
+		ok = c >= '0' && c <= '9'
+	}
+	if !ok {
+		p.fail(400, reasonHostInvalid)
+	}
+	return ok
+}
+
 // endField ends a field line. On error it records it and returns false.
 func (p *Parser) endField() bool {
 	switch p.kind {
@@ -295,6 +433,19 @@ func (p *Parser) endField() bool {
 		return true
 	case kContentLength:
 		return p.clCommit()
+	case kHost:
+		switch {
+		case p.flags&fHostSeen != 0:
+			p.fail(400, reasonHostTwice)
+			return false
+		case p.hostSt == hsStart, p.hostSt == hsPct1, p.hostSt == hsPct2, p.hostSt == hsLiteral:
+			// Empty too: an http URI with an empty host is invalid
+			// (RFC 9110 §4.2.1), and an origin-form target has one.
+			p.fail(400, reasonHostInvalid)
+			return false
+		}
+		p.flags |= fHostSeen
+		return true
 	}
 	p.elemEnd()
 	if p.kind == kTransferEncoding && p.fieldElms == 0 {
@@ -317,6 +468,12 @@ func (p *Parser) endHead() Result {
 		req.KeepAlive = f&(fConnKeep|fConnClose) == fConnKeep
 	}
 	p.req = req
+	if f&fHostSeen == 0 && p.minor == 1 {
+		// RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1
+		// request without Host. HTTP/1.0 needs none (HAProxy's bare
+		// option httpchk sends "OPTIONS / HTTP/1.0").
+		return p.fail(400, reasonHostMissing)
+	}
 	switch {
 	case f&fTESeen != 0:
 		// RFC 9112 §6.1-6.3; every ambiguity is an error, never a guess.
@@ -327,6 +484,8 @@ func (p *Parser) endHead() Result {
 			return p.fail(400, reasonTEWithCL)
 		case f&fTEEmpty != 0:
 			return p.fail(400, reasonTEEmpty)
+		case f&fTEInvalid != 0:
+			return p.fail(400, reasonTEInvalid)
 		case f&fTEChunkedTwice != 0:
 			return p.fail(400, reasonTEChunkedTwice)
 		case f&(fTEChunked|fTELastChunked) == fTEChunked:

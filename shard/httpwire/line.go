@@ -2,9 +2,29 @@ package httpwire
 
 // Packed method names, compared against Parser.mword.
 const (
-	wordGET  = 'G'<<16 | 'E'<<8 | 'T'
-	wordHEAD = 'H'<<24 | 'E'<<16 | 'A'<<8 | 'D'
-	wordPOST = 'P'<<24 | 'O'<<16 | 'S'<<8 | 'T'
+	wordGET     = 'G'<<16 | 'E'<<8 | 'T'
+	wordHEAD    = 'H'<<24 | 'E'<<16 | 'A'<<8 | 'D'
+	wordPOST    = 'P'<<24 | 'O'<<16 | 'S'<<8 | 'T'
+	wordCONNECT = 'C'<<48 | 'O'<<40 | 'N'<<32 | 'N'<<24 | 'E'<<16 | 'C'<<8 | 'T'
+	wordOPTIONS = 'O'<<48 | 'P'<<40 | 'T'<<32 | 'I'<<24 | 'O'<<16 | 'N'<<8 | 'S'
+	wordPRI     = 'P'<<16 | 'R'<<8 | 'I'
+)
+
+// isPreface reports the method and target of the HTTP/2 client preface,
+// "PRI * HTTP/2.0" (RFC 9113 §3.4): it must reach the version check, which
+// answers it 505 rather than 400.
+func (p *Parser) isPreface() bool { return p.tform == tfAsterisk && p.mlen == 3 && p.mword == wordPRI }
+
+// What the first bytes of a request-target make of it (RFC 9112 §3.2).
+const (
+	tfNone      uint8 = iota // nothing seen yet
+	tfOrigin                 // "/...": origin-form
+	tfAsterisk               // "*": asterisk-form, nothing may follow
+	tfScheme                 // ALPHA *(scheme byte): an absolute-form's scheme, so far
+	tfColon                  // scheme ":" seen; "//" must follow
+	tfSlash                  // scheme ":/" seen
+	tfAuthority              // scheme "://": in the authority of an absolute-form
+	tfAbsolute               // past the authority: the path and query of an absolute-form
 )
 
 // line parses the request line from buf[i:]. It returns as soon as the
@@ -44,10 +64,10 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 			j := i + tokenRun(buf[i:end])
 			w, ml := p.mword, p.mlen
 			for _, c := range buf[i:j] {
-				if ml == 5 {
-					break
+				if ml == 9 {
+					break // longer than any method we name
 				}
-				w = w<<8 | uint32(c)
+				w = w<<8 | uint64(c)
 				ml++
 			}
 			p.mword, p.mlen = w, ml
@@ -68,6 +88,11 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 				p.method = MethodHead
 			case ml == 4 && w == wordPOST:
 				p.method = MethodPost
+			case ml == 7 && w == wordCONNECT:
+				// A 2xx to CONNECT would open a tunnel (RFC 9110 §9.3.6);
+				// an origin server has none to open, whatever the target.
+				p.method = MethodOther
+				return i + 1, p.fail(501, reasonConnect)
 			default:
 				p.method = MethodOther
 			}
@@ -85,13 +110,49 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 				}
 				return i + 1, p.fail(400, reasonTarget)
 			}
+			switch {
+			case c == '/':
+				p.tform = tfOrigin
+			case c == '*':
+				p.tform = tfAsterisk
+			case c|0x20 >= 'a' && c|0x20 <= 'z':
+				p.tform = tfScheme
+			default:
+				return i + 1, p.fail(400, reasonTargetForm)
+			}
 			st = stTarget
 			i++
 			fallthrough
 		case stTarget:
-			i += targetRun(buf[i:end])
+			// Until the form is known, look at each byte; then skip.
+			for i < end && p.tform != tfOrigin && p.tform != tfAbsolute && class[buf[i]]&cTarget != 0 {
+				if !p.targetForm(buf[i]) {
+					return i + 1, p.fail(400, reasonTargetForm)
+				}
+				i++
+			}
+			for i < end {
+				if p.pct > 0 {
+					// RFC 3986 §2.1: pct-encoded = "%" HEXDIG HEXDIG
+					if class[buf[i]]&cHex == 0 {
+						return i + 1, p.fail(400, reasonPctEncoding)
+					}
+					p.pct--
+					i++
+					continue
+				}
+				i += targetRun(buf[i:end])
+				if i == end || buf[i] != '%' {
+					break
+				}
+				p.pct = 2
+				i++
+			}
 			if i == end {
 				break
+			}
+			if p.pct > 0 {
+				return i + 1, p.fail(400, reasonPctEncoding)
 			}
 			if buf[i] != ' ' {
 				if buf[i] == '\r' || buf[i] == '\n' {
@@ -99,6 +160,14 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 					return i + 1, p.fail(400, reasonSpaces)
 				}
 				return i + 1, p.fail(400, reasonTarget)
+			}
+			switch p.tform {
+			case tfScheme, tfColon, tfSlash:
+				return i + 1, p.fail(400, reasonTargetForm)
+			case tfAsterisk:
+				if (p.mlen != 7 || p.mword != wordOPTIONS) && !p.isPreface() {
+					return i + 1, p.fail(400, reasonTargetForm)
+				}
 			}
 			st = stVersion
 			p.vpos = 0
@@ -182,13 +251,54 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 	return i, NeedMore
 }
 
+// targetForm moves the request-target's form check on by one byte; false
+// means the target has no valid form.
+func (p *Parser) targetForm(c byte) bool {
+	switch p.tform {
+	case tfAsterisk:
+		return false // "*" is the whole target
+	case tfScheme:
+		if c == ':' {
+			p.tform = tfColon
+			return true
+		}
+		// RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+		return class[c]&cDigit != 0 || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '+' || c == '-' || c == '.'
+	case tfColon:
+		p.tform = tfSlash
+		return c == '/'
+	case tfSlash:
+		p.tform = tfAuthority
+		return c == '/'
+	case tfAuthority:
+		switch {
+		case c == '/' || c == '?':
+			p.tform = tfAbsolute
+		case c == '@':
+			return false // RFC 9110 §4.2.4: userinfo in an http(s) URI is an error
+		case class[c]&cHost != 0, c == ':', c == '[', c == ']', c == '%':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // endLine checks the version once the line is complete: only then is
 // "HTTP/2.0" known to be well-formed rather than a prefix of garbage.
+// HTTP/1.2 to 1.9 are processed as 1.1 (RFC 9110 §2.5: a higher minor
+// version is compatible).
 func (p *Parser) endLine() Result {
-	if p.vmajor != '1' || (p.vminor != '0' && p.vminor != '1') {
+	if p.vmajor != '1' {
 		return p.fail(505, reasonVersionUnsup)
 	}
-	p.minor = p.vminor - '0'
+	if p.isPreface() {
+		return p.fail(400, reasonTargetForm) // "PRI *" in HTTP/1.x
+	}
+	p.minor = 0
+	if p.vminor != '0' {
+		p.minor = 1
+	}
 	p.state = stHLine
 	return NeedMore
 }

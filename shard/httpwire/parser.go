@@ -120,7 +120,7 @@ type Parser struct {
 
 	// request line
 	lineLen int    // bytes of the request line so far, leading empty lines included
-	mword   uint32 // first bytes of the method, packed big-endian
+	mword   uint64 // first bytes of the method, packed big-endian
 	vpos    uint8  // bytes of the version matched so far
 	vmajor  byte
 	vminor  byte
@@ -134,18 +134,22 @@ type Parser struct {
 	name    [18]byte // lower-cased prefix of the field name; longest known is 17
 
 	// comma-list element of Connection, Transfer-Encoding or Expect
-	elemLen   int
-	elemTrim  int // elemLen without trailing whitespace
-	elem      [16]byte
-	fieldElms int // non-empty elements in the current field
+	elemLen    int
+	elemTrim   int // elemLen without trailing whitespace
+	elem       [16]byte
+	fieldElms  int  // non-empty elements in the current field
+	elemParams bool // the element has reached its parameters (after ';')
 
 	// Content-Length of the current element, and the agreed value
 	clDigits int
 	clVal    int64
 	cl       int64
 
-	flags uint16 // f* bits
-	mlen  uint8  // method length, saturated at 5
+	flags  uint16 // f* bits
+	mlen   uint8  // method length, saturated at 9
+	tform  uint8  // tf*: what the request-target's first bytes made of it
+	pct    uint8  // hex digits still owed by a '%' in the request-target
+	hostSt uint8  // hs*: where a Host value's check is
 
 	// body
 	remaining int64 // body or chunk-data bytes still to skip
@@ -183,6 +187,11 @@ func (p *Parser) Limits() Limits { return p.lim }
 // It is valid after a Request result, and after Continue for the head
 // fields; it stays unchanged until the next request's head is parsed.
 func (p *Parser) Request() RequestInfo { return p.req }
+
+// Method returns the method class of the request being parsed once its
+// method is complete, and 0 before. After an Error it tells whether the
+// answer is to a HEAD (and so must carry no body, RFC 9110 §9.3.2).
+func (p *Parser) Method() Method { return p.method }
 
 // Status returns the HTTP status to answer with after an Error result
 // (400, 413, 414, 431, 501 or 505), and 0 otherwise.
@@ -253,6 +262,7 @@ func (p *Parser) finish() Result {
 	p.lineLen, p.hdrLen, p.nfields = 0, 0, 0
 	p.mword, p.mlen = 0, 0
 	p.bodyTotal = 0
+	p.method, p.tform, p.pct = 0, tfNone, 0
 	return Request
 }
 
@@ -270,4 +280,6 @@ const (
 	fConnKeep                   // Connection: keep-alive
 	fExpect100                  // Expect: 100-continue
 	fTrailer                    // parsing the trailer section
+	fHostSeen                   // a Host field was seen
+	fTEInvalid                  // a Transfer-Encoding element is no token, or chunked has parameters
 )
