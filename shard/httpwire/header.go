@@ -229,9 +229,6 @@ func (p *Parser) valueByte(c byte) bool {
 		}
 		return true
 	}
-	if p.kind == kHost {
-		return p.hostByte(c)
-	}
 	switch {
 	case c == ',':
 		p.elemEnd()
@@ -324,16 +321,24 @@ func (p *Parser) elemEnd() {
 }
 
 // What a Host value's check has seen (RFC 9110 §7.2: uri-host [":" port]).
+// The same check runs on the authority of an absolute-form target.
 const (
-	hsStart   uint8 = iota // nothing: an empty Host is valid
+	hsStart   uint8 = iota // nothing: an empty host is invalid (RFC 9110 §4.2.1)
 	hsReg                  // in a reg-name or IPv4 address
 	hsPct1                 // after '%' in a reg-name
 	hsPct2                 // after '%' and one hex digit
-	hsLiteral              // in an IP-literal, after '['
+	hsLitOpen              // just after '[': an IP-literal is never empty
+	hsLiteral              // in an IPv6 address
+	hsFuture               // in an IPvFuture ("v" HEXDIG "." ...)
 	hsAfter                // after the ']' of an IP-literal
 	hsPort                 // after ':'
-	hsOWS                  // trailing whitespace
+	hsOWS                  // trailing whitespace (a Host field only)
 )
+
+// hostDone reports whether a host check may end in state st.
+func hostDone(st uint8) bool {
+	return st == hsReg || st == hsAfter || st == hsPort || st == hsOWS
+}
 
 // hostValue checks Host value bytes from buf[i:end] until one that is not
 // a field-value byte (the line end, or an error for the caller). The usual
@@ -370,6 +375,7 @@ func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
 		}
 		p.hostSt = st
 		if !p.hostByte(buf[i]) {
+			p.fail(400, reasonHostInvalid)
 			return i + 1, false
 		}
 		st = p.hostSt
@@ -378,19 +384,19 @@ func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
 	return i, true
 }
 
-// hostByte checks one byte of a Host value (leading OWS already skipped).
-// Userinfo ('@'), a path ('/'), a list (','), obs-text and anything else
-// outside the grammar make it invalid.
+// hostByte moves the host check on by one byte; false means the host is
+// invalid: userinfo ('@'), a path ('/'), a list (','), obs-text and
+// anything else outside the grammar.
 func (p *Parser) hostByte(c byte) bool {
 	ok := true
 	switch st := p.hostSt; {
 	case c == ' ' || c == '\t':
-		ok = st == hsReg || st == hsAfter || st == hsPort || st == hsOWS
+		ok = hostDone(st)
 		p.hostSt = hsOWS
 	case st == hsOWS:
 		ok = false
 	case st == hsStart && c == '[':
-		p.hostSt = hsLiteral
+		p.hostSt = hsLitOpen
 	case st == hsStart || st == hsReg:
 		switch {
 		case class[c]&cHost != 0:
@@ -406,22 +412,34 @@ func (p *Parser) hostByte(c byte) bool {
 		ok, p.hostSt = class[c]&cHex != 0, hsPct2
 	case st == hsPct2:
 		ok, p.hostSt = class[c]&cHex != 0, hsReg
+	case st == hsLitOpen:
+		// RFC 3986 §3.2.2: IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+		switch {
+		case c == 'v' || c == 'V':
+			p.hostSt = hsFuture
+		case class[c]&cHex != 0 || c == ':':
+			p.hostSt = hsLiteral
+		default:
+			ok = false
+		}
 	case st == hsLiteral:
 		switch {
 		case c == ']':
 			p.hostSt = hsAfter
 		default:
-			// IPv6address or IPvFuture: HEXDIG, ':', '.', 'v' and
-			// the unreserved and sub-delims an IPvFuture may hold.
+			ok = class[c]&cHex != 0 || c == ':' || c == '.'
+		}
+	case st == hsFuture:
+		switch {
+		case c == ']':
+			p.hostSt = hsAfter
+		default:
 			ok = class[c]&cHost != 0 || c == ':'
 		}
 	case st == hsAfter:
 		ok, p.hostSt = c == ':', hsPort
 	case st == hsPort:
 		ok = c >= '0' && c <= '9'
-	}
-	if !ok {
-		p.fail(400, reasonHostInvalid)
 	}
 	return ok
 }
@@ -438,7 +456,7 @@ func (p *Parser) endField() bool {
 		case p.flags&fHostSeen != 0:
 			p.fail(400, reasonHostTwice)
 			return false
-		case p.hostSt == hsStart, p.hostSt == hsPct1, p.hostSt == hsPct2, p.hostSt == hsLiteral:
+		case !hostDone(p.hostSt):
 			// Empty too: an http URI with an empty host is invalid
 			// (RFC 9110 §4.2.1), and an origin-form target has one.
 			p.fail(400, reasonHostInvalid)

@@ -164,6 +164,10 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 			switch p.tform {
 			case tfScheme, tfColon, tfSlash:
 				return i + 1, p.fail(400, reasonTargetForm)
+			case tfAuthority:
+				if !hostDone(p.hostSt) {
+					return i + 1, p.fail(400, reasonTargetForm)
+				}
 			case tfAsterisk:
 				if (p.mlen != 7 || p.mword != wordOPTIONS) && !p.isPreface() {
 					return i + 1, p.fail(400, reasonTargetForm)
@@ -268,18 +272,16 @@ func (p *Parser) targetForm(c byte) bool {
 		p.tform = tfSlash
 		return c == '/'
 	case tfSlash:
-		p.tform = tfAuthority
+		p.tform, p.hostSt = tfAuthority, hsStart
 		return c == '/'
 	case tfAuthority:
-		switch {
-		case c == '/' || c == '?':
+		// The authority is a host and port, checked like a Host field;
+		// userinfo ('@') is an error in an http(s) URI (RFC 9110 §4.2.4).
+		if c == '/' || c == '?' {
 			p.tform = tfAbsolute
-		case c == '@':
-			return false // RFC 9110 §4.2.4: userinfo in an http(s) URI is an error
-		case class[c]&cHost != 0, c == ':', c == '[', c == ']', c == '%':
-		default:
-			return false
+			return hostDone(p.hostSt)
 		}
+		return p.hostByte(c)
 	}
 	return true
 }

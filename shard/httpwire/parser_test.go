@@ -13,6 +13,7 @@ type event struct {
 	R      Result
 	Req    RequestInfo
 	Status int
+	M      Method // Error: the failing request's method, as Method reports it
 	End    int
 }
 
@@ -56,7 +57,7 @@ func run(t testing.TB, l Limits, pieces ...[]byte) []event {
 				if p.Reason() == "" {
 					t.Fatalf("Error without reason")
 				}
-				evs = append(evs, event{R: Error, Status: p.Status(), End: off})
+				evs = append(evs, event{R: Error, Status: p.Status(), M: p.Method(), End: off})
 				if n2, r2 := p.Feed([]byte("GET / HTTP/1.1\r\n\r\n")); n2 != 0 || r2 != Error {
 					t.Fatalf("Error not sticky: %d %v", n2, r2)
 				}
@@ -91,6 +92,7 @@ func cont(m Method, ka bool) event {
 func get11() event              { return rq(MethodGet, 1, true, false) }
 func post11() event             { return rq(MethodPost, 1, true, true) }
 func fail(s int) event          { return event{R: Error, Status: s} }
+func failHead(s int) event      { return event{R: Error, Status: s, M: MethodHead} }
 func at(e event, end int) event { e.End = end; return e }
 
 var more = event{R: NeedMore}
@@ -158,6 +160,22 @@ var cases = []tcase{
 	{name: "absolute-form no path", in: "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{get11()}},
 	{name: "absolute-form userinfo", in: "GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{at(fail(400), 13)}},
 	{name: "absolute-form fragment", in: "GET http://h/p#f HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form bad pct in host", in: "GET http://%zz/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form pct cut in host", in: "GET http://a%/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form empty host", in: "GET http:/// HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form empty host with port", in: "GET http://:80/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form unclosed literal", in: "GET http://[/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form two ports", in: "GET http://a:b:c/ HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form host ends the target", in: "GET http://h:8080 HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{get11()}},
+	{name: "absolute-form empty host ends the target", in: "GET http:// HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{fail(400)}},
+	{name: "absolute-form query after host", in: "GET http://h?q HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{get11()}},
+	{name: "host empty literal", in: "GET / HTTP/1.1\r\nHost: []\r\n\r\n", want: []event{fail(400)}},
+	{name: "host literal with other bytes", in: "GET / HTTP/1.1\r\nHost: [zz!]\r\n\r\n", want: []event{fail(400)}},
+	{name: "host ipv4 in ipv6", in: "GET / HTTP/1.1\r\nHost: [::ffff:127.0.0.1]:80\r\n\r\n", want: []event{get11()}},
+	{name: "host ipvfuture", in: "GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]\r\n\r\n", want: []event{get11()}},
+	{name: "head error names HEAD", in: "HEAD / HTTP/1.1\r\n\r\n", want: []event{failHead(400)}},
+	{name: "head after get error names HEAD", in: wrkGET + "HEAD / HTTP/1.1\r\nHost: a b\r\n\r\n", want: []event{get11(), failHead(400)}},
+	{name: "error in method names none", in: "HE(D / HTTP/1.1\r\n\r\n", want: []event{fail(400)}},
 	{name: "haproxy httpchk", in: "OPTIONS / HTTP/1.0\r\n\r\n", want: []event{rq(MethodOther, 0, false, false)}},
 	{name: "leading empty lines", in: "\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{get11()}},
 	{name: "leading bare LF lines", in: "\n\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", want: []event{get11()}},
@@ -438,6 +456,9 @@ func eventsMatch(got, want []event) bool {
 		g, w := got[i], want[i]
 		if w.End == 0 {
 			g.End = 0
+		}
+		if w.M == 0 {
+			g.M = 0 // tables name the method only where it matters
 		}
 		if g != w {
 			return false
