@@ -80,8 +80,21 @@ def zerosys_cmd(*flags):
                 "--max-conns", "16384", "--drain-timeout", "1s", "--log-format", "text"]
         if body:
             argv += ["--body-size", str(body)]
+        if zerosys_has("--served-by"):
+            argv.append("--served-by=false")  # the same bytes as the peers send
         return argv + list(flags)
     return cmd
+
+
+_ZEROSYS_HELP = None
+
+
+def zerosys_has(flag):
+    """Whether this zerosys binary knows flag (older trees are benchmarked too)."""
+    global _ZEROSYS_HELP
+    if _ZEROSYS_HELP is None:
+        _ZEROSYS_HELP = zerosys_flags()
+    return flag in _ZEROSYS_HELP
 
 
 def peer_cmd(name):

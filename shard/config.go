@@ -55,6 +55,17 @@ type Config struct {
 	// SendZC sends answers of at least zcMin bytes with IORING_OP_SEND_ZC.
 	SendZC bool
 
+	// KeepAliveRequests closes a connection after this many answers, as
+	// nginx's keepalive_requests does; 0 means no limit.
+	KeepAliveRequests int
+	// ClosePerMillion closes a connection after an answer with this
+	// probability, in parts per million: connection churn for tests of
+	// load balancers.
+	ClosePerMillion uint32
+	// Seed seeds the shard's random draws (ClosePerMillion); the same
+	// seed gives the same draws.
+	Seed uint64
+
 	// Logger receives the shard's rare reports (a failing io_uring_enter,
 	// a teardown that hit its bound); nil means slog.Default().
 	Logger *slog.Logger

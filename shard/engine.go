@@ -45,6 +45,7 @@ type engine struct {
 	local  [numCounters]uint64
 	byResp [numVariants]uint64
 	active int64
+	rng    uint64 // random state of the close mix (protoEnv.rng)
 }
 
 // init builds the engine in place for cfg (defaults set) with the prepared
@@ -64,9 +65,14 @@ func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
 			reserve: cfg.MaxConns / 32,
 		},
 	}
+	// Shards draw from sequences of their own, each repeatable by Seed.
+	e.rng = cfg.Seed ^ uint64(cfg.ID+1)*0x9e3779b97f4a7c15
 	e.env = protoEnv{
 		closeAll:   cfg.Mode == ModeClose,
 		maxPending: uint32(cfg.MaxPipeline),
+		keepMax:    uint32(max(cfg.KeepAliveRequests, 0)),
+		closePPM:   cfg.ClosePerMillion,
+		rng:        &e.rng,
 		requests:   &e.local[cRequests],
 		rejected:   &e.local[cRejected],
 	}

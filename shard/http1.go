@@ -24,26 +24,49 @@ type protoEnv struct {
 	now        int64 // monotonic ns
 	closeAll   bool  // close after every answer (close mode or draining)
 	maxPending uint32
+	keepMax    uint32  // close after this many answers (0: no limit)
+	closePPM   uint32  // close after an answer with this probability, per million
+	rng        *uint64 // the shard's random state (splitmix64)
 	requests   *uint64 // counter: complete requests framed
 	rejected   *uint64 // counter: requests refused
+}
+
+// endByPolicy reports whether the connection ends after its n-th answer
+// by the server's choice: the keep-alive limit or the close mix.
+func (env *protoEnv) endByPolicy(n uint32) bool {
+	if env.keepMax > 0 && n >= env.keepMax {
+		return true
+	}
+	return env.closePPM > 0 && draw(env.rng, 1_000_000) < env.closePPM
+}
+
+// draw returns a number in [0, n) from the splitmix64 sequence at *state:
+// a few multiplies, no allocation, the same sequence for the same seed.
+func draw(state *uint64, n uint32) uint32 {
+	*state += 0x9e3779b97f4a7c15
+	z := *state
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return uint32((z >> 32) * uint64(n) >> 32)
 }
 
 // http1 is one connection's HTTP/1.1 state.
 type http1 struct {
 	parser     httpwire.Parser
-	midRequest bool  // the parser holds part of a request
-	answered   bool  // at least one request was framed
-	reqStart   int64 // monotonic ns: the current request's first byte (or the accept)
+	midRequest bool   // the parser holds part of a request
+	answers    uint32 // requests framed on this connection
+	reqStart   int64  // monotonic ns: the current request's first byte (or the accept)
 }
 
 func (h *http1) reset(lim httpwire.Limits, now int64) {
 	h.parser.Reset(lim)
-	h.midRequest, h.answered, h.reqStart = false, false, now
+	h.midRequest, h.answers, h.reqStart = false, 0, now
 }
 
 // waitingForHead reports whether the connection owes us a request head: it
 // is mid-request, or new and silent. The header timeout runs from reqStart.
-func (h *http1) waitingForHead() bool { return h.midRequest || !h.answered }
+func (h *http1) waitingForHead() bool { return h.midRequest || h.answers == 0 }
 
 // feed frames b into answers on q until b runs out, q is full or the
 // connection is to end. It returns the bytes used (all of b when it ends:
@@ -58,7 +81,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 		case httpwire.NeedMore:
 			if !h.midRequest {
 				h.midRequest = true
-				if h.answered {
+				if h.answers > 0 {
 					h.reqStart = env.now
 				}
 			}
@@ -66,15 +89,16 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			q.push(vContinue)
 		case httpwire.Request:
 			*env.requests++
-			h.midRequest, h.answered = false, true
+			h.midRequest = false
+			h.answers++
 			req := h.parser.Request()
-			closeAfter := env.closeAll || !req.KeepAlive
+			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
 			q.push(answerVariant(req, closeAfter))
 			if closeAfter {
 				// Linger when input may still come: bytes already here,
 				// or a client that expected to keep the connection
-				// (close mode, drain) and may be sending its next request
-				// right now.
+				// (close mode, drain, the keep-alive limit, the close mix)
+				// and may be sending its next request right now.
 				if len(b) > 0 || more || req.KeepAlive {
 					return total, endLinger
 				}

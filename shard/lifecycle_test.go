@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -21,7 +22,8 @@ var requestMenu = []string{
 }
 
 // lifecycleConfig derives an engine configuration from a fuzz input's
-// first byte: receive path, zero-copy, close mode, large answers.
+// first byte: receive path, close mode, zero-copy large answers, the
+// keep-alive limit, the close mix.
 func lifecycleConfig(b byte) Config {
 	cfg := Config{
 		MaxConns:      4,
@@ -40,6 +42,12 @@ func lifecycleConfig(b byte) Config {
 	if b&4 != 0 {
 		cfg.SendZC = true
 		cfg.Response.Body = bytes.Repeat([]byte("z"), zcMin+1)
+	}
+	if b&8 != 0 {
+		cfg.KeepAliveRequests = 2
+	}
+	if b&16 != 0 {
+		cfg.ClosePerMillion, cfg.Seed = 300_000, uint64(b)
 	}
 	return cfg
 }
@@ -203,6 +211,43 @@ func TestLifecyclePeerEOFAfterPipeline(t *testing.T) {
 		k.quiesce() // checks every request was answered
 		if s.requests != 17 || len(s.answers) != 17 {
 			t.Errorf("multishot %v: %d requests sent, %d answers queued, want 17", multishot, s.requests, len(s.answers))
+		}
+	}
+}
+
+// TestLifecycleKeepAliveRequests: with KeepAliveRequests 3, the third
+// answer says close and the requests behind it are read away, not
+// answered.
+func TestLifecycleKeepAliveRequests(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.KeepAliveRequests, cfg.RecvBuffer = 3, 4096
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	for range 5 {
+		s.send(requestMenu[0])
+	}
+	s.peerEOF = true
+	k.quiesce()
+	if want := []variant{vOK, vOK, vOKClose}; fmt.Sprint(s.answers) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", s.answers, want)
+	}
+}
+
+// TestDraw: the close mix's draws are uniform enough and repeatable.
+func TestDraw(t *testing.T) {
+	a, b := uint64(7), uint64(7)
+	var buckets [10]int
+	for range 100_000 {
+		x := draw(&a, 10)
+		if y := draw(&b, 10); x != y {
+			t.Fatal("the same seed gave different draws")
+		}
+		buckets[x]++
+	}
+	for i, n := range buckets {
+		if n < 9_500 || n > 10_500 { // 5 sigmas of a binomial(100000, 0.1)
+			t.Errorf("bucket %d got %d of 100000 draws", i, n)
 		}
 	}
 }

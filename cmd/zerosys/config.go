@@ -40,6 +40,12 @@ type config struct {
 	bodySize    int
 	contentType string
 	headers     headerList
+	name        string
+	servedBy    bool
+
+	keepaliveRequests int
+	closePercent      float64
+	seed              uint64
 
 	maxHeaderBytes int
 	maxBodyBytes   int64
@@ -106,6 +112,7 @@ var flagGroups = []struct {
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
+	{"Behaviour", []string{"keepalive-requests", "close", "seed", "name", "served-by"}},
 	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
@@ -140,6 +147,11 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
 	fs.BoolVar(&c.sendZC, "send-zc", false, "send answers of 16 KiB or more with IORING_OP_SEND_ZC (zero-copy; pays off on real NICs, not on loopback, where the kernel copies anyway)")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
+	fs.IntVar(&c.keepaliveRequests, "keepalive-requests", 0, "close a connection after this many answers, as nginx's keepalive_requests (0: no limit)")
+	fs.Float64Var(&c.closePercent, "close", 0, "close the connection after this percentage of answers, drawn per answer (connection churn for load-balancer tests), e.g. 5 or 0.1")
+	fs.Uint64Var(&c.seed, "seed", 0, "seed of the per-shard random draws (--close), so a run can be repeated (0: a new seed each start, logged)")
+	fs.StringVar(&c.name, "name", "", "instance name in X-Served-By (default: the host name)")
+	fs.BoolVar(&c.servedBy, "served-by", true, "add X-Served-By: NAME/SHARD to every answer, so a tester sees how a load balancer spreads load over instances and cores")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "serve /metrics (Prometheus), /healthz and /readyz here; empty disables")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with /readyz failing, so load balancers notice")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "then close connections still open after this long")
@@ -253,6 +265,12 @@ func (c *config) validate() error {
 			bad("--%s %s: want a positive duration like 500ms or 30s", d.name, d.v)
 		}
 	}
+	if c.keepaliveRequests < 0 {
+		bad("--keepalive-requests %d: want 0 (no limit) or more", c.keepaliveRequests)
+	}
+	if !(c.closePercent >= 0 && c.closePercent <= 100) {
+		bad("--close %v: want a percentage from 0 to 100", c.closePercent)
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		bad("--log-format %q: want text or json", c.logFormat)
 	}
@@ -304,6 +322,22 @@ func (c *config) planConfig(allowed affinity.CPUSet) (affinity.PlanConfig, error
 		}
 	}
 	return pc, nil
+}
+
+// servedBy is the X-Served-By header of shard i, or "" when it is off.
+func (c *config) servedByHeader(i int) (string, error) {
+	if !c.servedBy {
+		return "", nil
+	}
+	name := c.name
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("--name: no host name to default to (%w); give --name", err)
+		}
+		name = h
+	}
+	return fmt.Sprintf("X-Served-By: %s/%d", name, i), nil
 }
 
 // response builds the prepared response the flags describe.

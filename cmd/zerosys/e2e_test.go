@@ -213,16 +213,42 @@ func loadUntil(t *testing.T, addr string, closeEach bool, least time.Duration, m
 	}
 }
 
-// readAnswer reads one default answer (a fixed length) into buf.
+// readAnswer reads one default answer (whatever its header lines) into
+// buf: the head up to its empty line, then Content-Length bytes of body.
 func readAnswer(c net.Conn, buf []byte) error {
-	const size = len("HTTP/1.1 200 OK\r\nServer: zerosys\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!")
-	if _, err := io.ReadFull(c, buf[:size]); err != nil {
-		return err
+	n := 0
+	for {
+		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+			head := buf[:i]
+			k := bytes.Index(head, []byte("\r\nContent-Length: "))
+			if k < 0 {
+				return fmt.Errorf("answer without Content-Length: %q", head)
+			}
+			cl, err := strconv.Atoi(string(head[k+len("\r\nContent-Length: ") : k+bytes.IndexByte(head[k+2:], '\r')+2]))
+			if err != nil {
+				return fmt.Errorf("answer %q: %w", head, err)
+			}
+			total := i + 4 + cl
+			if n > total {
+				return fmt.Errorf("more than one answer: %q", buf[:n])
+			}
+			if _, err := io.ReadFull(c, buf[n:total]); err != nil {
+				return err
+			}
+			if !bytes.HasSuffix(buf[:total], []byte("Have a nice day!")) {
+				return fmt.Errorf("unexpected answer %q", buf[:total])
+			}
+			return nil
+		}
+		if n == len(buf) {
+			return fmt.Errorf("answer head over %d bytes", len(buf))
+		}
+		m, err := c.Read(buf[n:])
+		n += m
+		if err != nil {
+			return err
+		}
 	}
-	if !bytes.HasSuffix(buf[:size], []byte("Have a nice day!")) {
-		return fmt.Errorf("unexpected answer %q", buf[:size])
-	}
-	return nil
 }
 
 // TestNoResetsOnClose runs zerosys and a client in a network namespace of

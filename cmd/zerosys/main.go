@@ -151,7 +151,18 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	if cfg.mode == "close" {
 		mode = shard.ModeClose
 	}
+	seed := cfg.seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
 	for i, a := range plan.Shards {
+		shardResp := resp
+		if h, err := cfg.servedByHeader(i); err != nil {
+			srv.stop()
+			return nil, err
+		} else if h != "" {
+			shardResp.Headers = append(append([]string(nil), resp.Headers...), h)
+		}
 		s, err := shard.Start(shard.Config{
 			ID:            i,
 			ListenFD:      group.FDs[i],
@@ -162,7 +173,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Spin:          plan.Spin,
 			SpinWindow:    cfg.spinWindow,
 			Mode:          mode,
-			Response:      resp,
+			Response:      shardResp,
 			Limits:        cfg.limits(),
 			MaxConns:      cfg.maxConns,
 			RecvBuffer:    cfg.recvBuf,
@@ -173,6 +184,11 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			IdleTimeout:   cfg.idleTimeout,
 			SendTimeout:   cfg.sendTimeout,
 			LingerTimeout: cfg.lingerTimeout,
+
+			KeepAliveRequests: cfg.keepaliveRequests,
+			ClosePerMillion:   uint32(cfg.closePercent*10_000 + 0.5),
+			Seed:              seed,
+			Logger:            log,
 		})
 		if err != nil {
 			srv.stop()
@@ -206,6 +222,9 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		"gomaxprocs", runtime.GOMAXPROCS(0),
 		"max_conns_per_shard", cfg.maxConns,
 		"kernel_features", "multishot accept, SEND+CLOSE hardlink, EXT_ARG waits",
+		"keepalive_requests", cfg.keepaliveRequests,
+		"close_percent", cfg.closePercent,
+		"seed", seed,
 	)
 	return srv, nil
 }
