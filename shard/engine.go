@@ -143,9 +143,7 @@ func (e *engine) complete(cq completion) {
 	switch cq.op {
 	case opRecv:
 		e.onRecv(c, cq)
-	case opSend:
-		e.onSend(c, cq.res)
-	case opSendZC:
+	case opSend, opSendZC:
 		e.onSend(c, cq.res)
 	case opShutdown:
 		// Its effect shows in the recv and the send it ends.

@@ -142,16 +142,7 @@ func (p *proc) wait(t *testing.T, d time.Duration) {
 // scrape returns the metrics zerosys serves, as sums by name and labels.
 func (p *proc) scrape(t *testing.T) metrics {
 	t.Helper()
-	resp, err := http.Get("http://" + p.metrics + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return parseMetrics(t, string(body))
+	return parseMetrics(t, p.scrapeText(t))
 }
 
 // scrapeText returns /metrics as exposed.

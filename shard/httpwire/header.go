@@ -358,7 +358,8 @@ func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
 	for ; i < end; i++ {
 		// The usual value, a name or address and a port, in one tight
 		// loop on the state kept in a register; the rest in hostByte.
-		k := class[buf[i]]
+		c := buf[i]
+		k := class[c]
 		switch {
 		case st == hsPort:
 			if k&cDigit != 0 {
@@ -369,12 +370,16 @@ func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
 				st = hsReg
 				continue
 			}
+			if c == ':' && st == hsReg {
+				st = hsPort
+				continue
+			}
 		}
 		if k&cValue == 0 {
 			break // the line end, or a byte the caller refuses
 		}
 		p.hostSt = st
-		if !p.hostByte(buf[i]) {
+		if !p.hostByte(c) {
 			p.fail(400, reasonHostInvalid)
 			return i + 1, false
 		}

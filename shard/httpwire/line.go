@@ -141,8 +141,13 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 					i++
 					continue
 				}
-				i += targetRun(buf[i:end])
-				if i == end || buf[i] != '%' {
+				if class[buf[i]]&cPath != 0 { // "/" alone, the usual target, needs no run
+					i += targetRun(buf[i:end])
+					if i == end {
+						break
+					}
+				}
+				if buf[i] != '%' {
 					break
 				}
 				p.pct = 2
