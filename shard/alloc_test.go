@@ -74,3 +74,37 @@ func TestZeroAllocsPerRequest(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroAllocsWithMixes: framing a request and drawing its answer from
+// status, size and close mixes allocates nothing.
+func TestZeroAllocsWithMixes(t *testing.T) {
+	var e engine
+	cfg := Config{
+		MaxConns: 1, KeepAliveRequests: 1 << 30, ClosePerMillion: 100_000,
+		Response: Response{
+			StatusMix: []Share{{Value: 503, PPM: 200_000}, {Value: 429, PPM: 100_000}},
+			SizeMix:   []Share{{Value: 100, PPM: 500_000}},
+		},
+	}
+	cfg.setDefaults()
+	rs, err := buildResponses(cfg.Response)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.init(cfg, rs, nil)
+	var h http1
+	h.reset(cfg.Limits, 0)
+	var q answerQueue
+	req := []byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	allocs := testing.AllocsPerRun(10_000, func() {
+		if n, end := h.feed(req, false, &q, &e.env); n != len(req) {
+			t.Fatalf("fed %d of %d bytes", n, len(req))
+		} else if end != keepOpen {
+			h.reset(cfg.Limits, 0) // the close mix ended it: a new connection
+		}
+		q.drop()
+	})
+	if allocs != 0 {
+		t.Errorf("%.2f allocations per request with mixes, want 0", allocs)
+	}
+}

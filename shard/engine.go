@@ -71,6 +71,9 @@ func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
 		closeAll:   cfg.Mode == ModeClose,
 		maxPending: uint32(cfg.MaxPipeline),
 		keepMax:    uint32(max(cfg.KeepAliveRequests, 0)),
+		statusCum:  cumulative(cfg.Response.StatusMix),
+		sizeCum:    cumulative(cfg.Response.SizeMix),
+		sizes:      1 + len(cfg.Response.SizeMix),
 		closePPM:   cfg.ClosePerMillion,
 		rng:        &e.rng,
 		requests:   &e.local[cRequests],
@@ -182,3 +185,17 @@ const abortBackstop = int64(time.Second)
 
 // errno decodes a negative CQE result.
 func errno(res int32) unix.Errno { return unix.Errno(-res) }
+
+// cumulative turns shares into cumulative parts per million; nil for none.
+func cumulative(shares []Share) []uint32 {
+	if len(shares) == 0 {
+		return nil
+	}
+	cum := make([]uint32, len(shares))
+	var sum uint32
+	for i, sh := range shares {
+		sum += sh.PPM
+		cum[i] = sum
+	}
+	return cum
+}

@@ -24,11 +24,14 @@ type protoEnv struct {
 	now        int64 // monotonic ns
 	closeAll   bool  // close after every answer (close mode or draining)
 	maxPending uint32
-	keepMax    uint32  // close after this many answers (0: no limit)
-	closePPM   uint32  // close after an answer with this probability, per million
-	rng        *uint64 // the shard's random state (splitmix64)
-	requests   *uint64 // counter: complete requests framed
-	rejected   *uint64 // counter: requests refused
+	keepMax    uint32   // close after this many answers (0: no limit)
+	statusCum  []uint32 // cumulative shares (ppm) of the statuses after the first; nil: one status
+	sizeCum    []uint32 // the same for body sizes
+	sizes      int      // body sizes, the first included (kind = status*sizes + size)
+	closePPM   uint32   // close after an answer with this probability, per million
+	rng        *uint64  // the shard's random state (splitmix64)
+	requests   *uint64  // counter: complete requests framed
+	rejected   *uint64  // counter: requests refused
 }
 
 // endByPolicy reports whether the connection ends after its n-th answer
@@ -38,6 +41,30 @@ func (env *protoEnv) endByPolicy(n uint32) bool {
 		return true
 	}
 	return env.closePPM > 0 && draw(env.rng, 1_000_000) < env.closePPM
+}
+
+// kind draws the kind of the next answer: a status and a body size from
+// their mixes. Without mixes it is 0 and costs a branch.
+func (env *protoEnv) kind() int {
+	if env.statusCum == nil && env.sizeCum == nil {
+		return 0
+	}
+	return pick(env.rng, env.statusCum)*env.sizes + pick(env.rng, env.sizeCum)
+}
+
+// pick draws an index from cumulative shares: i+1 for the i-th share, 0
+// for the rest.
+func pick(rng *uint64, cum []uint32) int {
+	if cum == nil {
+		return 0
+	}
+	r := draw(rng, 1_000_000)
+	for i, c := range cum {
+		if r < c {
+			return i + 1
+		}
+	}
+	return 0
 }
 
 // draw returns a number in [0, n) from the splitmix64 sequence at *state:
@@ -93,7 +120,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			h.answers++
 			req := h.parser.Request()
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
-			q.push(answerVariant(req, closeAfter))
+			q.push(kindVariant(env.kind(), answerVariant(req, closeAfter)))
 			if closeAfter {
 				// Linger when input may still come: bytes already here,
 				// or a client that expected to keep the connection

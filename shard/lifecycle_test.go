@@ -23,7 +23,7 @@ var requestMenu = []string{
 
 // lifecycleConfig derives an engine configuration from a fuzz input's
 // first byte: receive path, close mode, zero-copy large answers, the
-// keep-alive limit, the close mix.
+// keep-alive limit, the close mix, status and size mixes.
 func lifecycleConfig(b byte) Config {
 	cfg := Config{
 		MaxConns:      4,
@@ -48,6 +48,10 @@ func lifecycleConfig(b byte) Config {
 	}
 	if b&16 != 0 {
 		cfg.ClosePerMillion, cfg.Seed = 300_000, uint64(b)
+	}
+	if b&32 != 0 {
+		cfg.Response.StatusMix = []Share{{Value: 503, PPM: 300_000}}
+		cfg.Response.SizeMix = []Share{{Value: 0, PPM: 200_000}, {Value: 40, PPM: 300_000}}
 	}
 	return cfg
 }

@@ -19,6 +19,19 @@ type Response struct {
 	ContentType string   // Content-Type; "" means text/plain (none if the body is empty)
 	Headers     []string // extra "Name: value" header lines, sent as given
 	Server      string   // Server header; "" means zerosys
+
+	// StatusMix and SizeMix give further statuses and body sizes, each
+	// with its share of answers (drawn per request); the rest get Status
+	// and Body. Every combination is prepared at start.
+	StatusMix []Share
+	SizeMix   []Share
+}
+
+// Share is a value (a status, a body size) and the share of answers that
+// get it, in parts per million.
+type Share struct {
+	Value int
+	PPM   uint32
 }
 
 // variant is one prepared response: a status, a connection disposition and
@@ -49,8 +62,26 @@ const (
 	v501Head
 	v505
 	v505Head
-	numVariants
+	// The variants of kinds 1 and up follow, six each (see kindVariant).
+	kindBase
+	numVariants = kindBase + variantsPerKind*(maxKinds-1)
 )
+
+// maxKinds bounds the kinds of answer (statuses times body sizes); every
+// kind has variantsPerKind variants, the first kind's being vOK..vHeadClose.
+const (
+	maxKinds        = 32
+	variantsPerKind = 6
+	kindsBudget     = 192 << 20 // prepared bytes of all kinds, per response set
+)
+
+// kindVariant is the variant sub (vOK..vHeadClose) of kind k.
+func kindVariant(k int, sub variant) variant {
+	if k == 0 {
+		return sub
+	}
+	return kindBase + variant(variantsPerKind*(k-1)) + sub
+}
 
 // errorStatuses are the statuses of the error variants, in their order.
 var errorStatuses = [...]int{400, 408, 413, 414, 431, 501, 505}
@@ -127,31 +158,36 @@ func answerVariant(req httpwire.RequestInfo, forceClose bool) variant {
 	return v
 }
 
-// buildResponses prepares every variant for r.
+// buildResponses prepares every variant for r: each kind of answer (a
+// status of StatusMix or Status, with a body of SizeMix or Body) with its
+// six variants, the interim 100 and the errors.
 func buildResponses(r Response) (*responses, error) {
 	status := r.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	if status < 200 || status > 999 {
-		return nil, fmt.Errorf("shard: response status %d is not a final status (200-999)", status)
-	}
 	body := r.Body
 	if body == nil {
 		body = []byte("Have a nice day!")
 	}
-	// RFC 9110 §15.3.5, §15.4.5: 204 and 304 carry no body and no
-	// Content-Length that would announce one.
-	bodiless := status == http.StatusNoContent || status == http.StatusNotModified
-	if bodiless && r.Body != nil && len(r.Body) > 0 {
+	if bodiless(status) && r.Body != nil && len(r.Body) > 0 {
 		return nil, fmt.Errorf("shard: a %d response has no body; drop the body or choose another status", status)
 	}
-	if bodiless {
-		body = nil
+	statuses := []int{status}
+	for _, sh := range r.StatusMix {
+		statuses = append(statuses, sh.Value)
 	}
-	ctype := r.ContentType
-	if ctype == "" && len(body) > 0 {
-		ctype = "text/plain"
+	bodies := [][]byte{body}
+	for _, sh := range r.SizeMix {
+		bodies = append(bodies, PatternBody(sh.Value))
+	}
+	if n := len(statuses) * len(bodies); n > maxKinds {
+		return nil, fmt.Errorf("shard: %d statuses times %d body sizes make %d kinds of answer; at most %d", len(statuses), len(bodies), n, maxKinds)
+	}
+	for _, st := range statuses {
+		if st < 200 || st > 999 {
+			return nil, fmt.Errorf("shard: response status %d is not a final status (200-999)", st)
+		}
 	}
 	server := r.Server
 	if server == "" {
@@ -164,13 +200,49 @@ func buildResponses(r Response) (*responses, error) {
 	}
 	var rs responses
 	now := string(appendDate(nil, time.Now()))
-	answer := func(v variant, conn string, head bool) {
+	for si, st := range statuses {
+		for bi, b := range bodies {
+			rs.prepareKind(kindVariant(si*len(bodies)+bi, vOK), st, b, r, server, now)
+		}
+	}
+	if total := rs.bytes(); total > kindsBudget {
+		return nil, fmt.Errorf("shard: the answers take %d MiB prepared; at most %d MiB: fewer or smaller body sizes", total>>20, kindsBudget>>20)
+	}
+	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	for _, st := range errorStatuses {
+		text := reasonPhrase(st) + "\n"
+		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
+			st, reasonPhrase(st), server, now, len(text))
+		v := errorVariant(st, false)
+		rs[v] = newPrepared(st, []byte(head+text))
+		rs[v+1] = newPrepared(st, []byte(head))
+	}
+	return &rs, nil
+}
+
+// bodiless reports the statuses that carry no body and no Content-Length
+// announcing one (RFC 9110 §15.3.5, §15.4.5).
+func bodiless(status int) bool {
+	return status == http.StatusNoContent || status == http.StatusNotModified
+}
+
+// prepareKind prepares the six variants of one kind of answer, from base:
+// keep-alive, HTTP/1.0 keep-alive and close, for GET and for HEAD.
+func (rs *responses) prepareKind(base variant, status int, body []byte, r Response, server, now string) {
+	if bodiless(status) {
+		body = nil
+	}
+	ctype := r.ContentType
+	if ctype == "" && len(body) > 0 {
+		ctype = "text/plain"
+	}
+	answer := func(sub variant, conn string, head bool) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\n", status, reasonPhrase(status), server, now)
 		if ctype != "" {
 			fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 		}
-		if !bodiless {
+		if !bodiless(status) {
 			fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 		}
 		for _, h := range r.Headers {
@@ -185,7 +257,7 @@ func buildResponses(r Response) (*responses, error) {
 		if !head {
 			msg = append(msg, body...)
 		}
-		rs[v] = newPrepared(status, msg)
+		rs[base+sub] = newPrepared(status, msg)
 	}
 	answer(vOK, "", false)
 	answer(vOKKeep10, "keep-alive", false)
@@ -193,16 +265,20 @@ func buildResponses(r Response) (*responses, error) {
 	answer(vHead, "", true)
 	answer(vHeadKeep10, "keep-alive", true)
 	answer(vHeadClose, "close", true)
-	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
-	for _, st := range errorStatuses {
-		text := reasonPhrase(st) + "\n"
-		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
-			st, reasonPhrase(st), server, now, len(text))
-		v := errorVariant(st, false)
-		rs[v] = newPrepared(st, []byte(head+text))
-		rs[v+1] = newPrepared(st, []byte(head))
+}
+
+// PatternBody is a body of n bytes, letters a to z over and over ending
+// in a newline: the same bytes for the same size, so a tester can check
+// them.
+func PatternBody(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
 	}
-	return &rs, nil
+	if n > 1 {
+		b[n-1] = '\n'
+	}
+	return b
 }
 
 func newPrepared(status int, one []byte) prepared {

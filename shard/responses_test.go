@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +59,9 @@ func TestBuildResponsesDefault(t *testing.T) {
 	}
 	for v := range rs {
 		p := &rs[v]
+		if v >= int(kindBase) {
+			continue // kinds of a mix: none here
+		}
 		if p.k < 1 || len(p.many) != p.k*len(p.one) || !bytes.Equal(p.many[:len(p.one)], p.one) {
 			t.Errorf("variant %d: %d copies in %d bytes of a %d-byte answer", v, p.k, len(p.many), len(p.one))
 		}
@@ -163,5 +167,43 @@ func TestAnswerQueue(t *testing.T) {
 	}
 	if !q.full(3) {
 		t.Error("queue over maxPending is not full")
+	}
+}
+
+// TestBuildResponsesKinds: every status and body size of the mixes is
+// prepared, with its six variants, each whole and correctly framed.
+func TestBuildResponsesKinds(t *testing.T) {
+	rs, err := buildResponses(Response{
+		StatusMix: []Share{{Value: 503, PPM: 1}, {Value: 204, PPM: 1}},
+		SizeMix:   []Share{{Value: 1000, PPM: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	statuses, sizes := []int{200, 503, 204}, []int{16, 1000}
+	for si, st := range statuses {
+		for zi, size := range sizes {
+			k := si*len(sizes) + zi
+			for _, sub := range []variant{vOK, vOKKeep10, vOKClose, vHead, vHeadKeep10, vHeadClose} {
+				p := rs[kindVariant(k, sub)]
+				head, body, _ := strings.Cut(string(p.one), "\r\n\r\n")
+				if !strings.HasPrefix(head, fmt.Sprintf("HTTP/1.1 %d ", st)) || p.status != st {
+					t.Errorf("kind %d variant %d: %q", k, sub, head)
+				}
+				wantBody := size
+				if st == 204 || sub >= vHead {
+					wantBody = 0
+				}
+				if len(body) != wantBody {
+					t.Errorf("kind %d variant %d: %d body bytes, want %d", k, sub, len(body), wantBody)
+				}
+				if hasCL := strings.Contains(head, fmt.Sprintf("\r\nContent-Length: %d", size)); hasCL == (st == 204) {
+					t.Errorf("kind %d variant %d: Content-Length wrong for %d: %q", k, sub, st, head)
+				}
+			}
+		}
+	}
+	if _, err := buildResponses(Response{StatusMix: make([]Share, 40)}); err == nil {
+		t.Error("41 kinds of answer were prepared")
 	}
 }

@@ -34,10 +34,14 @@ type config struct {
 	recv     string
 	sendZC   bool
 
-	status      int
+	statusSpec  string // --status: a status or a mix
+	status      int    // the status the remainder of the mix gets
+	statusMix   []shard.Share
 	body        string
 	bodyFile    string
-	bodySize    int
+	sizeSpec    string // --body-size: a size or a mix
+	bodySize    int    // a bare size (0: none given)
+	sizeMix     []shard.Share
 	contentType string
 	headers     headerList
 	name        string
@@ -95,6 +99,7 @@ Examples:
   zerosys check --addr :80                  # can this machine run zerosys on :80?
   zerosys --mode close                      # one answer per connection, then close
   zerosys --body-size 65536 --status 200    # a 64 KiB body for large-response tests
+  zerosys --status 503:2 --close 5          # 2% of answers 503, 5% close their connection
 
 Every flag has an environment twin: --max-conns is ZEROSYS_MAX_CONNS.
 A flag given on the command line wins over its twin.
@@ -140,10 +145,10 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.lingerTimeout, "linger-timeout", 5*time.Second, "after the last answer, read what the client still sends for at most this long before closing")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 8192, "largest request line (414) and header section (431)")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body (413)")
-	fs.IntVar(&c.status, "status", 200, "response status code")
+	fs.StringVar(&c.statusSpec, "status", "200", "response status, or a mix in fortio's syntax: 503:1 (1% 503, the rest 200), 200,503:5,429:2 (a bare value takes the remainder); drawn per request")
 	fs.StringVar(&c.body, "body", "", "response body text (default \"Have a nice day!\")")
 	fs.StringVar(&c.bodyFile, "body-file", "", "read the response body from this file")
-	fs.IntVar(&c.bodySize, "body-size", 0, "a response body of this many bytes (for large-response tests)")
+	fs.StringVar(&c.sizeSpec, "body-size", "", "a response body of this many bytes (for large-response tests), or a mix like 128:80,65536:20; drawn per request")
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
 	fs.BoolVar(&c.sendZC, "send-zc", false, "send answers of 16 KiB or more with IORING_OP_SEND_ZC (zero-copy; pays off on real NICs, not on loopback, where the kernel copies anyway)")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
@@ -242,8 +247,14 @@ func (c *config) validate() error {
 	if c.maxBodyBytes < 0 {
 		bad("--max-body-bytes %d: want 0 or more", c.maxBodyBytes)
 	}
-	if c.status < 200 || c.status > 999 {
-		bad("--status %d: want a final status, 200 to 999", c.status)
+	var err error
+	if c.status, c.statusMix, err = parseMix("status", c.statusSpec, 200, statusValue); err != nil {
+		errs = append(errs, err)
+	}
+	if c.sizeSpec != "" {
+		if c.bodySize, c.sizeMix, err = parseMix("body-size", c.sizeSpec, 0, sizeValue); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	set := 0
 	for _, b := range []bool{c.body != "", c.bodyFile != "", c.bodySize > 0} {
@@ -253,9 +264,6 @@ func (c *config) validate() error {
 	}
 	if set > 1 {
 		bad("--body, --body-file and --body-size: give at most one")
-	}
-	if c.bodySize < 0 || c.bodySize > 64<<20 {
-		bad("--body-size %d: want 0 to 67108864", c.bodySize)
 	}
 	for _, d := range []struct {
 		name string
@@ -342,7 +350,7 @@ func (c *config) servedByHeader(i int) (string, error) {
 
 // response builds the prepared response the flags describe.
 func (c *config) response() (shard.Response, error) {
-	r := shard.Response{Status: c.status, ContentType: c.contentType, Headers: c.headers}
+	r := shard.Response{Status: c.status, ContentType: c.contentType, Headers: c.headers, StatusMix: c.statusMix, SizeMix: c.sizeMix}
 	switch {
 	case c.body != "":
 		r.Body = []byte(c.body)
@@ -353,14 +361,7 @@ func (c *config) response() (shard.Response, error) {
 		}
 		r.Body = b
 	case c.bodySize > 0:
-		b := make([]byte, c.bodySize)
-		for i := range b {
-			b[i] = 'a' + byte(i%26)
-		}
-		if c.bodySize > 1 {
-			b[len(b)-1] = '\n'
-		}
-		r.Body = b
+		r.Body = shard.PatternBody(c.bodySize)
 	}
 	return r, nil
 }
