@@ -46,6 +46,8 @@ type engine struct {
 	byResp [numVariants]uint64
 	active int64
 	rng    uint64 // random state of the close mix (protoEnv.rng)
+
+	variants int // variants prepared: the ones that can be counted
 }
 
 // init builds the engine in place for cfg (defaults set) with the prepared
@@ -65,6 +67,8 @@ func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
 			reserve: cfg.MaxConns / 32,
 		},
 	}
+	// Variants up to the last kind's are counted (the fixed ones first).
+	e.variants = max(int(kindBase), int(kindVariant((1+len(cfg.Response.StatusMix))*(1+len(cfg.Response.SizeMix))-1, vHeadClose))+1)
 	// Shards draw from sequences of their own, each repeatable by Seed.
 	e.rng = cfg.Seed ^ uint64(cfg.ID+1)*0x9e3779b97f4a7c15
 	e.env = protoEnv{

@@ -187,6 +187,9 @@ var lifecycleSeeds = [][]byte{
 	{0, 0, 0, 0, 1, 1, 0, 0, 9, 0, 9, 1, 3, 0, 0, 3, 1, 0, 8, 200, 8, 200},
 	// more connections than slots
 	{0, 0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0, 6, 8, 100, 8, 100},
+	// the keep-alive limit, the close mix, status and size mixes, pipelined
+	{8 | 16 | 32, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 3, 0, 0, 3, 0, 0, 3, 0, 2, 3, 0, 0, 3, 0, 0, 6, 0},
+	{1 | 16 | 32, 0, 0, 1, 0, 0, 1, 0, 3, 3, 0, 0, 3, 1, 0, 3, 0, 0, 9, 1, 3, 0, 0, 3, 0, 0},
 }
 
 // TestLifecycleSeeds runs the seeds as a plain test.

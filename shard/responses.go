@@ -170,7 +170,7 @@ func buildResponses(r Response) (*responses, error) {
 	if body == nil {
 		body = []byte("Have a nice day!")
 	}
-	if bodiless(status) && r.Body != nil && len(r.Body) > 0 {
+	if (bodiless(status) || emptyBody(status)) && r.Body != nil && len(r.Body) > 0 {
 		return nil, fmt.Errorf("shard: a %d response has no body; drop the body or choose another status", status)
 	}
 	statuses := []int{status}
@@ -189,6 +189,15 @@ func buildResponses(r Response) (*responses, error) {
 			return nil, fmt.Errorf("shard: response status %d is not a final status (200-999)", st)
 		}
 	}
+	// Refuse before building: a kind's GET variants each hold its body,
+	// repeated up to batchBytes.
+	var need int
+	for _, b := range bodies {
+		need += len(statuses) * 3 * max(len(b)+512, min(batchBytes, maxBatch*(len(b)+512)))
+	}
+	if need > kindsBudget {
+		return nil, fmt.Errorf("shard: the answers would take about %d MiB prepared; at most %d MiB: fewer or smaller body sizes", need>>20, kindsBudget>>20)
+	}
 	server := r.Server
 	if server == "" {
 		server = "zerosys"
@@ -205,14 +214,16 @@ func buildResponses(r Response) (*responses, error) {
 			rs.prepareKind(kindVariant(si*len(bodies)+bi, vOK), st, b, r, server, now)
 		}
 	}
-	if total := rs.bytes(); total > kindsBudget {
-		return nil, fmt.Errorf("shard: the answers take %d MiB prepared; at most %d MiB: fewer or smaller body sizes", total>>20, kindsBudget>>20)
-	}
 	rs[vContinue] = newPrepared(100, []byte("HTTP/1.1 100 Continue\r\n\r\n"))
+	var extra strings.Builder // the configured headers (X-Served-By among them) on errors too
+	for _, h := range r.Headers {
+		extra.WriteString(h)
+		extra.WriteString("\r\n")
+	}
 	for _, st := range errorStatuses {
 		text := reasonPhrase(st) + "\n"
-		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n",
-			st, reasonPhrase(st), server, now, len(text))
+		head := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: %s\r\nDate: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n",
+			st, reasonPhrase(st), server, now, len(text), extra.String())
 		v := errorVariant(st, false)
 		rs[v] = newPrepared(st, []byte(head+text))
 		rs[v+1] = newPrepared(st, []byte(head))
@@ -226,10 +237,14 @@ func bodiless(status int) bool {
 	return status == http.StatusNoContent || status == http.StatusNotModified
 }
 
+// emptyBody reports the statuses that carry no content (RFC 9110
+// §15.3.6: 205 MUST NOT), but may say so with Content-Length: 0.
+func emptyBody(status int) bool { return status == http.StatusResetContent }
+
 // prepareKind prepares the six variants of one kind of answer, from base:
 // keep-alive, HTTP/1.0 keep-alive and close, for GET and for HEAD.
 func (rs *responses) prepareKind(base variant, status int, body []byte, r Response, server, now string) {
-	if bodiless(status) {
+	if bodiless(status) || emptyBody(status) {
 		body = nil
 	}
 	ctype := r.ContentType

@@ -206,4 +206,17 @@ func TestBuildResponsesKinds(t *testing.T) {
 	if _, err := buildResponses(Response{StatusMix: make([]Share, 40)}); err == nil {
 		t.Error("41 kinds of answer were prepared")
 	}
+	// RFC 9110 §15.3.6: 205 carries no content, and may say so.
+	rs205, err := buildResponses(Response{StatusMix: []Share{{Value: 205, PPM: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(rs205[kindVariant(1, vOK)].one); !strings.HasSuffix(got, "Content-Length: 0\r\n\r\n") {
+		t.Errorf("205: %q, want an empty body announced as Content-Length: 0", got)
+	}
+	// Too many bytes to prepare: refused before anything is built.
+	big := []Share{{Value: 64 << 20, PPM: 1}, {Value: 64<<20 - 1, PPM: 1}}
+	if _, err := buildResponses(Response{SizeMix: big, StatusMix: []Share{{Value: 500, PPM: 1}}}); err == nil || !strings.Contains(err.Error(), "MiB") {
+		t.Errorf("six 64 MiB answers: %v, want a refusal", err)
+	}
 }

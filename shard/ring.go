@@ -317,12 +317,12 @@ func (r *ring) enter(submit, wait, flags uint32, arg unsafe.Pointer, argSize int
 // wake the poller if it sleeps (else it is consuming already); without,
 // submit what is queued.
 func (r *ring) makeRoom() error {
-	r.enters.sqFull++
 	pending := r.publish()
+	if r.sqPoll() && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup == 0 {
+		return nil // the poller is awake and consuming: no enter, nothing to count
+	}
+	r.enters.sqFull++
 	if r.sqPoll() {
-		if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup == 0 {
-			return nil
-		}
 		return r.enter(0, 0, enterSQWakeup|enterSQWait, nil, 0)
 	}
 	return r.enter(pending, 0, 0, nil, 0)

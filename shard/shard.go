@@ -199,7 +199,7 @@ func (s *Shard) publish() {
 	for i := range e.local {
 		s.pub.counters[i].Store(e.local[i])
 	}
-	for i := range e.byResp {
+	for i := range e.variants {
 		s.pub.responses[i].Store(e.byResp[i])
 	}
 	s.pub.active.Store(e.active)

@@ -33,10 +33,21 @@ func TestServedBy(t *testing.T) {
 	if !seen["edge-7/0"] || !seen["edge-7/1"] || len(seen) != 2 {
 		t.Errorf("X-Served-By values %v, want edge-7/0 and edge-7/1", seen)
 	}
+	// Error answers say who sent them too.
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(c, "GET / HTTP/1.1\r\n\r\n") // no Host: 400
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	c.Close()
+	if err != nil || resp.StatusCode != 400 || !strings.HasPrefix(resp.Header.Get("X-Served-By"), "edge-7/") {
+		t.Errorf("error answer: %v, %+v; want 400 with X-Served-By", err, resp)
+	}
 	p.stop(t)
 
 	p = startZerosys(t, "--sqpoll", "off", "--served-by=false")
-	resp, err := http.Get(p.url("/"))
+	resp, err = http.Get(p.url("/"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,8 @@ type config struct {
 	body        string
 	bodyFile    string
 	sizeSpec    string // --body-size: a size or a mix
-	bodySize    int    // a bare size (0: none given)
+	bodySize    int    // the size the remainder gets
+	sizeBare    bool   // ... given bare (else the remainder keeps --body or the default)
 	sizeMix     []shard.Share
 	contentType string
 	headers     headerList
@@ -248,16 +249,16 @@ func (c *config) validate() error {
 		bad("--max-body-bytes %d: want 0 or more", c.maxBodyBytes)
 	}
 	var err error
-	if c.status, c.statusMix, err = parseMix("status", c.statusSpec, 200, statusValue); err != nil {
+	if c.status, _, c.statusMix, err = parseMix("status", c.statusSpec, 200, statusValue); err != nil {
 		errs = append(errs, err)
 	}
 	if c.sizeSpec != "" {
-		if c.bodySize, c.sizeMix, err = parseMix("body-size", c.sizeSpec, 0, sizeValue); err != nil {
+		if c.bodySize, c.sizeBare, c.sizeMix, err = parseMix("body-size", c.sizeSpec, 0, sizeValue); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	set := 0
-	for _, b := range []bool{c.body != "", c.bodyFile != "", c.bodySize > 0} {
+	for _, b := range []bool{c.body != "", c.bodyFile != "", c.sizeBare} {
 		if b {
 			set++
 		}
@@ -360,8 +361,8 @@ func (c *config) response() (shard.Response, error) {
 			return r, fmt.Errorf("--body-file: %w", err)
 		}
 		r.Body = b
-	case c.bodySize > 0:
-		r.Body = shard.PatternBody(c.bodySize)
+	case c.sizeBare:
+		r.Body = shard.PatternBody(c.bodySize) // 0 too: an empty body
 	}
 	return r, nil
 }

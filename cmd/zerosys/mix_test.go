@@ -33,12 +33,13 @@ func TestParseMix(t *testing.T) {
 		{"503:1,503:2", 0, nil, "given twice"},
 		{"200:5", 0, nil, "gets already"},
 		{"99:5", 0, nil, "final status"},
-		{"503:0", 0, nil, "above 0"},
-		{"503:x", 0, nil, "above 0"},
+		{"503:0", 0, nil, "from 0.0001"},
+		{"503:0.00001", 0, nil, "from 0.0001"},
+		{"503:x", 0, nil, "from 0.0001"},
 		{"abc", 0, nil, "final status"},
 	}
 	for _, c := range cases {
-		def, shares, err := parseMix("status", c.spec, 200, statusValue)
+		def, _, shares, err := parseMix("status", c.spec, 200, statusValue)
 		switch {
 		case c.err != "":
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -50,8 +51,16 @@ func TestParseMix(t *testing.T) {
 			t.Errorf("%q: %d %v, want %d %v", c.spec, def, shares, c.def, c.shares)
 		}
 	}
-	if _, _, err := parseMix("body-size", "128:80,99999999:20", 0, sizeValue); err == nil {
+	if _, _, _, err := parseMix("body-size", "128:80,99999999:20", 0, sizeValue); err == nil {
 		t.Error("a body size over 64 MiB was taken")
+	}
+	// A bare 0 is an empty body for the remainder; without a bare value
+	// the remainder keeps the default body.
+	if v, bare, _, err := parseMix("body-size", "0,100:50", 0, sizeValue); err != nil || v != 0 || !bare {
+		t.Errorf("\"0,100:50\": %d %v %v, want a bare 0", v, bare, err)
+	}
+	if _, bare, _, err := parseMix("body-size", "100:50", 0, sizeValue); err != nil || bare {
+		t.Errorf("\"100:50\": bare %v %v, want none", bare, err)
 	}
 }
 
@@ -68,7 +77,7 @@ func TestStatusAndSizeMix(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	const n = 4000
-	statuses, sizes := map[int]int{}, map[int]int{}
+	statuses, sizes, pairs := map[int]int{}, map[int]int{}, map[[2]int]int{}
 	for i := 0; i < n; i += 100 {
 		fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", 100))
 		for range 100 {
@@ -82,6 +91,7 @@ func TestStatusAndSizeMix(t *testing.T) {
 			}
 			statuses[resp.StatusCode]++
 			sizes[len(b)]++
+			pairs[[2]int{resp.StatusCode, len(b)}]++
 		}
 	}
 	within := func(what string, got int, percent float64) {
@@ -97,6 +107,10 @@ func TestStatusAndSizeMix(t *testing.T) {
 	within("100-byte bodies", sizes[100], 50)
 	within("empty bodies", sizes[0], 25)
 	within("default bodies", sizes[len("Have a nice day!")], 25)
+	// Status and size are drawn apart: each pair gets the product.
+	within("503 with 100 bytes", pairs[[2]int{503, 100}], 20*50/100.0)
+	within("429 with an empty body", pairs[[2]int{429, 0}], 10*25/100.0)
+	within("200 with the default body", pairs[[2]int{200, len("Have a nice day!")}], 70*25/100.0)
 	t.Logf("statuses %v, body sizes %v over %d answers", statuses, sizes, n)
 	c.Close() // before the stop: an open connection would wait out the drain
 	p.stop(t)
