@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -141,4 +142,26 @@ func TestCloseMix(t *testing.T) {
 	if fmt.Sprint(first) != fmt.Sprint(second) {
 		t.Errorf("the same --seed gave different runs:\n%v\n%v", first, second)
 	}
+}
+
+// TestBehaviourShown: GET /behaviour and zerosys_behaviour_info say what
+// the shards play, each mix in its flag's syntax.
+func TestBehaviourShown(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--status", "503:20,429:2.5", "--body-size", "0,100:50", "--close", "5", "--keepalive-requests", "7", "--seed", "9")
+	resp, err := http.Get("http://" + p.metrics + "/behaviour")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b behaviour
+	err = json.NewDecoder(resp.Body).Decode(&b)
+	resp.Body.Close()
+	want := behaviour{Status: "200,503:20,429:2.5", BodySize: "0,100:50", ClosePercent: 5, KeepAliveRequests: 7, Seed: 9, ServedBy: true}
+	if err != nil || b != want {
+		t.Errorf("GET /behaviour: %+v, %v; want %+v", b, err, want)
+	}
+	m := p.scrape(t)
+	if n := m.sum("zerosys_behaviour_info", `status="200,503:20,429:2.5"`, `body_size="0,100:50"`, `close_percent="5"`, `keepalive_requests="7"`); n != 1 {
+		t.Errorf("zerosys_behaviour_info with the behaviour's labels: %v, want 1", n)
+	}
+	p.stop(t)
 }

@@ -120,6 +120,7 @@ type server struct {
 	shards []*shard.Shard
 	ops    *opsServer
 	ready  atomic.Bool
+	behave behaviour // what the shards play (GET /behaviour, zerosys_behaviour_info)
 }
 
 // start runs the preflight checks, opens the listeners and starts every
@@ -155,6 +156,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
+	srv.behave = newBehaviour(cfg, seed)
 	for i, a := range plan.Shards {
 		shardResp := resp
 		if h, err := cfg.servedByHeader(i); err != nil {

@@ -28,6 +28,7 @@ type shardCollector struct {
 	counters                         []*prometheus.Desc // by shard.Counters() index
 	responses, active                *prometheus.Desc
 	shardInfo, buildInfo, readyGauge *prometheus.Desc
+	behaviourInfo                    *prometheus.Desc
 }
 
 func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
@@ -42,6 +43,8 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 		shardInfo:  prometheus.NewDesc("zerosys_shard_info", "One per shard: its CPU, its poller's CPU (-1: none) and its ring mode.", []string{"shard", "cpu", "poller_cpu", "sqpoll", "idle"}, nil),
 		buildInfo:  prometheus.NewDesc("zerosys_build_info", "Build information.", []string{"version", "goversion"}, nil),
 		readyGauge: prometheus.NewDesc("zerosys_ready", "1 while ready for traffic, 0 while draining.", nil, nil),
+		behaviourInfo: prometheus.NewDesc("zerosys_behaviour_info", "The behaviour the shards play, as GET /behaviour shows it (mixes in their flags' syntax).",
+			[]string{"status", "body_size", "close_percent", "keepalive_requests"}, nil),
 	}
 	families := map[string]*prometheus.Desc{}
 	for _, info := range shard.Counters() {
@@ -61,7 +64,7 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 
 // descs lists every family once.
 func (c *shardCollector) descs() []*prometheus.Desc {
-	out := []*prometheus.Desc{c.responses, c.active, c.shardInfo, c.buildInfo, c.readyGauge}
+	out := []*prometheus.Desc{c.responses, c.active, c.shardInfo, c.buildInfo, c.readyGauge, c.behaviourInfo}
 	seen := map[*prometheus.Desc]bool{}
 	for _, d := range c.counters {
 		if !seen[d] {
@@ -101,6 +104,9 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			id, cpu, strconv.Itoa(a.PollerCPU), onOff(c.srv.plan.SQPoll), c.srv.idle)
 	}
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, buildVersion(), runtime.Version())
+	b := c.srv.behave
+	ch <- prometheus.MustNewConstMetric(c.behaviourInfo, prometheus.GaugeValue, 1,
+		b.Status, b.BodySize, strconv.FormatFloat(b.ClosePercent, 'f', -1, 64), strconv.Itoa(b.KeepAliveRequests))
 	r := 0.0
 	if c.ready.Load() {
 		r = 1
@@ -130,6 +136,7 @@ func startOps(addr string, srv *server, ready *atomic.Bool) (*opsServer, error) 
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	mux.HandleFunc("GET /behaviour", srv.behave.serveHTTP)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
