@@ -62,9 +62,15 @@ type Config struct {
 	// probability, in parts per million: connection churn for tests of
 	// load balancers.
 	ClosePerMillion uint32
-	// Seed seeds the shard's random draws (ClosePerMillion); the same
-	// seed gives the same draws.
+	// Seed seeds the shard's random draws (mixes, ClosePerMillion); the
+	// same seed gives the same draws.
 	Seed uint64
+	// Delay holds every answer back this long before it is sent, and
+	// DelayMix (Share.Value in microseconds) gives other delays their
+	// shares. A delayed answer holds back the ones behind it on its
+	// connection, never another connection's. Timers cost no syscall.
+	Delay    time.Duration
+	DelayMix []Share
 
 	// Logger receives the shard's rare reports (a failing io_uring_enter,
 	// a teardown that hit its bound); nil means slog.Default().

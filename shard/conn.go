@@ -43,6 +43,7 @@ type conn struct {
 	out sendState
 
 	deadline int64 // monotonic ns; 0 = none. What it guards follows from the state: see timer.
+	timerIdx int32 // 1 + its place in engine.timers while an answer waits for its delay; 0: none
 
 	h1 http1
 }
@@ -112,9 +113,13 @@ func (e *engine) step(c *conn) {
 		}
 	}
 	if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {
-		e.send(c)
-		if c.phase == phaseClosing {
-			return // the close is linked behind the last send
+		if at := c.q.first().at; at > e.now && c.out.end == 0 {
+			e.timers.set(c.slot, at) // the answer waits for its delay; fireTimers steps again
+		} else {
+			e.send(c)
+			if c.phase == phaseClosing {
+				return // the close is linked behind the last send
+			}
 		}
 	}
 	switch c.phase {
@@ -168,6 +173,7 @@ func (e *engine) abort(c *conn, r closeReason) {
 	c.enter(phaseAborting)
 	c.in.clear(e.pool)
 	c.q.drop()
+	e.timers.cancel(c.slot)
 	c.deadline = e.now + abortBackstop
 	e.nextSweep = min(e.nextSweep, c.deadline)
 	if c.ops > 0 {
@@ -221,6 +227,8 @@ func (e *engine) keepReading(c *conn) {
 func (e *engine) setIdleDeadline(c *conn) {
 	switch {
 	case c.sending:
+	case c.q.len > 0:
+		c.deadline = 0 // an answer waits for its delay: the timer wakes it, no timeout runs
 	case c.h1.waitingForHead():
 		c.deadline = c.h1.reqStart + int64(e.cfg.HeaderTimeout)
 	default:
@@ -373,6 +381,7 @@ func (e *engine) release(c *conn) {
 	}
 	e.endBatch(c)
 	c.in.clear(e.pool)
+	e.timers.cancel(c.slot)
 	if c.waitBuf {
 		e.unwait(c.slot)
 	}

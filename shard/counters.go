@@ -38,6 +38,7 @@ const (
 	cRecvNoBufs
 	cDateDelayed
 	cActionsGrown
+	cDelayed
 	numCounters
 )
 
@@ -87,6 +88,7 @@ var counterTable = [numCounters]CounterInfo{
 	cRecvNoBufs:          {"recv_nobufs_total", "", "", "Multishot recvs ended because the receive buffer pool ran dry (re-armed as buffers return).", "recv_nobufs"},
 	cDateDelayed:         {"date_refresh_delayed_total", "", "", "Date refreshes put off because every response set was read by a send.", "date_delayed"},
 	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
+	cDelayed:             {"answers_delayed_total", "", "", "Answers held back by --delay (a mix's zero delays not counted).", "delayed"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.

@@ -29,10 +29,11 @@ type engine struct {
 	pool    *bufPool
 	waiters []uint32
 
-	sets respSets
-	date dateClock
-	acts actionQueue
-	env  protoEnv
+	sets   respSets
+	date   dateClock
+	timers timerHeap // connections whose next answer waits for a delay
+	acts   actionQueue
+	env    protoEnv
 
 	now       int64 // monotonic ns since the shard's epoch, read once per batch
 	nextSweep int64
@@ -78,6 +79,9 @@ func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
 		statusCum:  cumulative(cfg.Response.StatusMix),
 		sizeCum:    cumulative(cfg.Response.SizeMix),
 		sizes:      1 + len(cfg.Response.SizeMix),
+		delays:     delayTable(cfg.Delay, cfg.DelayMix),
+		delayCum:   cumulative(cfg.DelayMix),
+		delayed:    &e.local[cDelayed],
 		closePPM:   cfg.ClosePerMillion,
 		rng:        &e.rng,
 		requests:   &e.local[cRequests],
@@ -92,6 +96,7 @@ func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
 		e.conns[i] = conn{fd: -1, slot: uint32(i)}
 		e.free = append(e.free, uint32(i))
 	}
+	e.timers = newTimerHeap(e.conns)
 }
 
 // setNow moves the engine's clock; the loop calls it once per batch.
@@ -202,4 +207,17 @@ func cumulative(shares []Share) []uint32 {
 		cum[i] = sum
 	}
 	return cum
+}
+
+// delayTable lists the delays in ns: the remainder's first, then the
+// mix's (Share.Value in microseconds); nil when no answer is delayed.
+func delayTable(def time.Duration, mix []Share) []int64 {
+	if def <= 0 && len(mix) == 0 {
+		return nil
+	}
+	t := []int64{int64(def)}
+	for _, sh := range mix {
+		t = append(t, int64(sh.Value)*int64(time.Microsecond))
+	}
+	return t
 }

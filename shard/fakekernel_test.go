@@ -506,6 +506,7 @@ func (k *fakeKernel) checkAnswers(s *fakeSock) {
 func (k *fakeKernel) advance(d int64) {
 	k.now += d
 	k.e.setNow(k.now)
+	k.e.fireTimers()
 	if k.e.sweepDue() {
 		k.e.sweep()
 	}

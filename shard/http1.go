@@ -28,6 +28,9 @@ type protoEnv struct {
 	statusCum  []uint32 // cumulative shares (ppm) of the statuses after the first; nil: one status
 	sizeCum    []uint32 // the same for body sizes
 	sizes      int      // body sizes, the first included (kind = status*sizes + size)
+	delays     []int64  // delays in ns: the remainder's, then the mix's; nil: none
+	delayCum   []uint32 // cumulative shares of the mix's delays
+	delayed    *uint64  // counter: answers delayed
 	closePPM   uint32   // close after an answer with this probability, per million
 	rng        *uint64  // the shard's random state (splitmix64)
 	requests   *uint64  // counter: complete requests framed
@@ -50,6 +53,20 @@ func (env *protoEnv) kind() int {
 		return 0
 	}
 	return pick(env.rng, env.statusCum)*env.sizes + pick(env.rng, env.sizeCum)
+}
+
+// due draws the time the next answer may leave: 0 (at once) without
+// delays, else now plus a delay drawn from the mix.
+func (env *protoEnv) due() int64 {
+	if env.delays == nil {
+		return 0
+	}
+	d := env.delays[pick(env.rng, env.delayCum)]
+	if d <= 0 {
+		return 0
+	}
+	*env.delayed++
+	return env.now + d
 }
 
 // pick draws an index from cumulative shares: i+1 for the i-th share, 0
@@ -120,7 +137,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			h.answers++
 			req := h.parser.Request()
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
-			q.push(kindVariant(env.kind(), answerVariant(req, closeAfter)))
+			q.pushAt(kindVariant(env.kind(), answerVariant(req, closeAfter)), env.due())
 			if closeAfter {
 				// Linger when input may still come: bytes already here,
 				// or a client that expected to keep the connection

@@ -23,7 +23,7 @@ var requestMenu = []string{
 
 // lifecycleConfig derives an engine configuration from a fuzz input's
 // first byte: receive path, close mode, zero-copy large answers, the
-// keep-alive limit, the close mix, status and size mixes.
+// keep-alive limit, the close mix, status and size mixes, delays.
 func lifecycleConfig(b byte) Config {
 	cfg := Config{
 		MaxConns:      4,
@@ -52,6 +52,12 @@ func lifecycleConfig(b byte) Config {
 	if b&32 != 0 {
 		cfg.Response.StatusMix = []Share{{Value: 503, PPM: 300_000}}
 		cfg.Response.SizeMix = []Share{{Value: 0, PPM: 200_000}, {Value: 40, PPM: 300_000}}
+	}
+	if b&64 != 0 {
+		// Delays: some answers wait 60 ms, some 600 ms (time moves in
+		// 50 ms steps here), the rest go at once.
+		cfg.DelayMix = []Share{{Value: 60_000, PPM: 400_000}, {Value: 600_000, PPM: 200_000}}
+		cfg.Seed = uint64(b)
 	}
 	return cfg
 }
@@ -190,6 +196,9 @@ var lifecycleSeeds = [][]byte{
 	// the keep-alive limit, the close mix, status and size mixes, pipelined
 	{8 | 16 | 32, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 3, 0, 0, 3, 0, 0, 3, 0, 2, 3, 0, 0, 3, 0, 0, 6, 0},
 	{1 | 16 | 32, 0, 0, 1, 0, 0, 1, 0, 3, 3, 0, 0, 3, 1, 0, 3, 0, 0, 9, 1, 3, 0, 0, 3, 0, 0},
+	// delays: pipelined answers held back, time passing, a peer leaving
+	{64, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 3, 0, 0, 8, 2, 3, 0, 0, 8, 20, 3, 0, 0, 6, 0, 8, 20},
+	{64 | 1 | 4, 0, 0, 1, 0, 0, 1, 0, 0, 3, 0, 0, 9, 1, 8, 3, 3, 0, 0, 7, 0, 8, 30},
 }
 
 // TestLifecycleSeeds runs the seeds as a plain test.
@@ -256,5 +265,50 @@ func TestDraw(t *testing.T) {
 		if n < 9_500 || n > 10_500 { // 5 sigmas of a binomial(100000, 0.1)
 			t.Errorf("bucket %d got %d of 100000 draws", i, n)
 		}
+	}
+}
+
+// TestLifecycleDelayOrder: a delayed answer holds back the ones behind it
+// on its connection and leaves at its time, not before.
+func TestLifecycleDelayOrder(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.Delay, cfg.RecvBuffer = 20*time.Millisecond, 4096
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	s.send(requestMenu[0] + requestMenu[1])
+	for _, o := range append([]*fakeOp(nil), k.ops...) {
+		if o.a.kind == actRecv {
+			k.complete(o, 255) // all of it
+		}
+	}
+	for _, o := range k.ops {
+		if o.a.kind == actSend {
+			t.Fatal("an answer left before its delay")
+		}
+	}
+	k.advance(int64(19 * time.Millisecond))
+	for _, o := range k.ops {
+		if o.a.kind == actSend {
+			t.Fatal("an answer left 1 ms before its delay")
+		}
+	}
+	k.advance(int64(time.Millisecond))
+	sends := 0
+	for _, o := range k.ops {
+		if o.a.kind == actSend {
+			sends++
+		}
+	}
+	if sends != 1 {
+		t.Fatalf("%d sends at the delay, want 1 (both answers, in one batch or in order)", sends)
+	}
+	s.peerEOF = true
+	k.quiesce()
+	if len(s.answers) != 2 || s.answers[0] != vOK || s.answers[1] != vHead {
+		t.Errorf("answers %v, want GET's then HEAD's", s.answers)
+	}
+	if n := k.e.local[cDelayed]; n != 2 {
+		t.Errorf("%d answers counted delayed, want 2", n)
 	}
 }

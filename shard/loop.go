@@ -35,6 +35,9 @@ func (s *Shard) loop() {
 		if len(e.waiters) > 0 {
 			e.wakeWaiters()
 		}
+		if t := e.timers.next(); t != 0 && t <= e.now {
+			e.fireTimers()
+		}
 		e.rearmAccept()
 		s.flush()
 		s.submit()
@@ -85,6 +88,9 @@ func (s *Shard) idle() {
 	if e.date.due(e.now) {
 		s.refreshDate()
 	}
+	if t := e.timers.next(); t != 0 && t <= e.now {
+		e.fireTimers()
+	}
 	s.flush()
 	s.submit()
 	if cfg.SQPoll && !s.sharedPoller && (cfg.Spin || e.now-s.lastBusy < int64(cfg.SpinWindow)) {
@@ -94,6 +100,9 @@ func (s *Shard) idle() {
 	if s.dirty {
 		// Come back in time to publish what the last batches counted.
 		timeout = min(timeout, s.lastPublish+publishEvery-e.now)
+	}
+	if t := e.timers.next(); t != 0 {
+		timeout = min(timeout, t-e.now) // wake for the next delayed answer
 	}
 	if e.acts.n > 0 {
 		timeout = 0 // the SQ was full: come back to queue the rest

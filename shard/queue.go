@@ -4,10 +4,11 @@ package shard
 // consecutive answers of one variant, so 16 pipelined GETs are one run.
 const maxRuns = 16
 
-// run is a queued batch of identical answers.
+// run is a queued batch of identical answers, due at the same time.
 type run struct {
 	v     variant
 	count uint32
+	at    int64 // monotonic ns before which it is not sent (a delay); 0: at once
 }
 
 // answerQueue is a connection's answers framed and not yet sent, in order.
@@ -21,20 +22,23 @@ type answerQueue struct {
 // traceAnswers, when set (tests only), sees every answer queued.
 var traceAnswers func(q *answerQueue, v variant)
 
-// push appends one answer of variant v.
-func (q *answerQueue) push(v variant) {
+// push appends one answer of variant v, to be sent at once.
+func (q *answerQueue) push(v variant) { q.pushAt(v, 0) }
+
+// pushAt appends one answer of variant v, not to be sent before at.
+func (q *answerQueue) pushAt(v variant, at int64) {
 	if debugChecks && traceAnswers != nil {
 		traceAnswers(q, v)
 	}
 	q.pending++
 	if q.len > 0 {
 		last := &q.runs[(int(q.head)+int(q.len)-1)%maxRuns]
-		if last.v == v {
+		if last.v == v && last.at == at {
 			last.count++
 			return
 		}
 	}
-	q.runs[(int(q.head)+int(q.len))%maxRuns] = run{v: v, count: 1}
+	q.runs[(int(q.head)+int(q.len))%maxRuns] = run{v: v, count: 1, at: at}
 	q.len++
 }
 

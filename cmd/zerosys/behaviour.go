@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"zerosys/shard"
 )
@@ -14,6 +15,7 @@ import (
 type behaviour struct {
 	Status            string  `json:"status"`
 	BodySize          string  `json:"body_size"`
+	Delay             string  `json:"delay"`
 	ClosePercent      float64 `json:"close_percent"`
 	KeepAliveRequests int     `json:"keepalive_requests"`
 	Seed              uint64  `json:"seed"`
@@ -34,6 +36,7 @@ func newBehaviour(cfg *config, seed uint64) behaviour {
 	return behaviour{
 		Status:            mixString(cfg.status, true, cfg.statusMix),
 		BodySize:          size,
+		Delay:             delayString(cfg.delay, cfg.delayMix),
 		ClosePercent:      cfg.closePercent,
 		KeepAliveRequests: cfg.keepaliveRequests,
 		Seed:              seed,
@@ -52,6 +55,16 @@ func mixString(bare int, hasBare bool, shares []shard.Share) string {
 	}
 	if len(parts) == 0 {
 		return "default"
+	}
+	return strings.Join(parts, ",")
+}
+
+// delayString writes the delay mix back in --delay's syntax.
+func delayString(def time.Duration, mix []shard.Share) string {
+	parts := []string{def.String()}
+	for _, sh := range mix {
+		d := time.Duration(sh.Value) * time.Microsecond
+		parts = append(parts, d.String()+":"+strconv.FormatFloat(float64(sh.PPM)/10_000, 'f', -1, 64))
 	}
 	return strings.Join(parts, ",")
 }

@@ -155,7 +155,7 @@ func TestBehaviourShown(t *testing.T) {
 	var b behaviour
 	err = json.NewDecoder(resp.Body).Decode(&b)
 	resp.Body.Close()
-	want := behaviour{Status: "200,503:20,429:2.5", BodySize: "0,100:50", ClosePercent: 5, KeepAliveRequests: 7, Seed: 9, ServedBy: true}
+	want := behaviour{Status: "200,503:20,429:2.5", BodySize: "0,100:50", Delay: "0s", ClosePercent: 5, KeepAliveRequests: 7, Seed: 9, ServedBy: true}
 	if err != nil || b != want {
 		t.Errorf("GET /behaviour: %+v, %v; want %+v", b, err, want)
 	}

@@ -51,6 +51,10 @@ type config struct {
 	keepaliveRequests int
 	closePercent      float64
 	seed              uint64
+	delaySpec         string        // --delay: a delay or a mix
+	delay             time.Duration // the delay the remainder gets
+	delayMix          []shard.Share // Value in microseconds
+	maxDelay          time.Duration
 
 	maxHeaderBytes int
 	maxBodyBytes   int64
@@ -118,7 +122,7 @@ var flagGroups = []struct {
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
-	{"Behaviour", []string{"keepalive-requests", "close", "seed", "name", "served-by"}},
+	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by"}},
 	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
@@ -153,6 +157,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
 	fs.BoolVar(&c.sendZC, "send-zc", false, "send answers of 16 KiB or more with IORING_OP_SEND_ZC (zero-copy; pays off on real NICs, not on loopback, where the kernel copies anyway)")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
+	fs.StringVar(&c.delaySpec, "delay", "0", "hold each answer back this long, or a mix like 1ms:90,50ms:9,1s:1 (the rest: no delay); drawn per request, no syscall")
+	fs.DurationVar(&c.maxDelay, "max-delay", 10*time.Second, "the longest --delay allowed")
 	fs.IntVar(&c.keepaliveRequests, "keepalive-requests", 0, "close a connection after this many answers, as nginx's keepalive_requests (0: no limit)")
 	fs.Float64Var(&c.closePercent, "close", 0, "close the connection after this percentage of answers, drawn per answer (connection churn for load-balancer tests), e.g. 5 or 0.1")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the per-shard random draws (--close), so a run can be repeated (0: a new seed each start, logged)")
@@ -273,6 +279,15 @@ func (c *config) validate() error {
 		if d.v <= 0 {
 			bad("--%s %s: want a positive duration like 500ms or 30s", d.name, d.v)
 		}
+	}
+	if c.maxDelay <= 0 || c.maxDelay > time.Hour {
+		bad("--max-delay %s: want a positive duration up to 1h", c.maxDelay)
+	} else {
+		us, _, mix, err := parseMix("delay", c.delaySpec, 0, delayValue(c.maxDelay))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.delay, c.delayMix = time.Duration(us)*time.Microsecond, mix
 	}
 	if c.keepaliveRequests < 0 {
 		bad("--keepalive-requests %d: want 0 (no limit) or more", c.keepaliveRequests)

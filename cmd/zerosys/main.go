@@ -188,6 +188,8 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			LingerTimeout: cfg.lingerTimeout,
 
 			KeepAliveRequests: cfg.keepaliveRequests,
+			Delay:             cfg.delay,
+			DelayMix:          cfg.delayMix,
 			ClosePerMillion:   uint32(cfg.closePercent*10_000 + 0.5),
 			Seed:              seed,
 			Logger:            log,

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"zerosys/shard"
 )
@@ -61,6 +62,23 @@ func statusValue(s string) (int, error) {
 		return 0, fmt.Errorf("want a final status, 200 to 999")
 	}
 	return v, nil
+}
+
+// delayValue parses a delay up to max, in microseconds.
+func delayValue(max time.Duration) func(string) (int, error) {
+	return func(s string) (int, error) {
+		d, err := time.ParseDuration(s)
+		if s == "0" {
+			d, err = 0, nil
+		}
+		switch {
+		case err != nil:
+			return 0, fmt.Errorf("want a duration like 20ms or 1.5s")
+		case d < 0 || d > max:
+			return 0, fmt.Errorf("want a delay from 0 to --max-delay %s", max)
+		}
+		return int(d / time.Microsecond), nil
+	}
 }
 
 // sizeValue parses a body size in bytes.

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// delayRun opens conns connections, then sends one request on each, the
+// starts spread over spread (so the client's own scheduling does not pile
+// a thousand wake-ups into one instant), and returns each answer's
+// latency, from the write to the answer read.
+func delayRun(t *testing.T, addr string, conns int, spread time.Duration) []time.Duration {
+	t.Helper()
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		cs[i] = c
+	}
+	lat := make([]time.Duration, conns)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			br := bufio.NewReader(c)
+			<-start
+			time.Sleep(spread * time.Duration(i) / time.Duration(conns))
+			t0 := time.Now()
+			if _, err := fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"); err != nil {
+				errs <- err
+				return
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			resp.Body.Close()
+			lat[i] = time.Since(t0)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return lat
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
+}
+
+// TestDelayPrecision: with 1,000 connections each holding an answer back
+// 20 ms, the median answer comes between 20 and 22 ms; and 1,000 answers
+// held back a second do not slow the ones that are not.
+func TestDelayPrecision(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--delay", "20ms")
+	lat := delayRun(t, p.addr, 1000, 20*time.Millisecond) // all 1,000 wait at once for most of it
+	p50, p99 := quantile(lat, 0.5), quantile(lat, 0.99)
+	t.Logf("--delay 20ms, 1,000 connections: p50 %v, p99 %v, min %v", p50.Round(10*time.Microsecond), p99.Round(10*time.Microsecond), slices.Min(lat).Round(10*time.Microsecond))
+	if slices.Min(lat) < 20*time.Millisecond {
+		t.Errorf("an answer came after %v, before its 20 ms delay", slices.Min(lat))
+	}
+	if p50 > 22*time.Millisecond {
+		t.Errorf("median %v, want 20-22 ms", p50)
+	}
+	p.stop(t)
+
+	p = startZerosys(t, "--sqpoll", "off", "--shards", "1", "--delay", "1s:50", "--seed", "3")
+	lat = delayRun(t, p.addr, 2000, 20*time.Millisecond)
+	var fast, slow []time.Duration
+	for _, l := range lat {
+		if l >= time.Second {
+			slow = append(slow, l)
+		} else {
+			fast = append(fast, l)
+		}
+	}
+	if len(slow) < 800 || len(fast) < 800 {
+		t.Fatalf("%d answers held a second, %d not, of 2,000: want about half each", len(slow), len(fast))
+	}
+	t.Logf("--delay 1s:50, 2,000 connections: %d held a second (p50 %v), %d not (p50 %v, p99 %v)",
+		len(slow), quantile(slow, 0.5).Round(time.Millisecond), len(fast), quantile(fast, 0.5).Round(10*time.Microsecond), quantile(fast, 0.99).Round(10*time.Microsecond))
+	if q := quantile(fast, 0.99); q > 100*time.Millisecond {
+		t.Errorf("answers with no delay took %v at p99 beside a thousand held back", q)
+	}
+	p.stop(t)
+}
+
+// TestDelayRefused: a delay over --max-delay or not a duration is refused.
+func TestDelayRefused(t *testing.T) {
+	for _, args := range [][]string{{"--delay", "11s"}, {"--delay", "2s:5", "--max-delay", "1s"}, {"--delay", "fast"}} {
+		if _, err := parseConfig(args, func(string) string { return "" }, nil); err == nil || !strings.Contains(err.Error(), "--delay") {
+			t.Errorf("%v: %v, want a refusal naming --delay", args, err)
+		}
+	}
+}
