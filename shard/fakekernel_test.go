@@ -38,6 +38,7 @@ type fakeSock struct {
 	tx        []byte // what the server sent
 	shutWR    bool
 	shutRD    bool
+	wasReset  bool // the peer reset the connection: every later recv and send fails
 	closeQ    bool // the close is queued
 	closed    bool
 	aborted   bool // the server's connection was seen aborting
@@ -274,6 +275,8 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 		n := int32(len(a.buf))
 		var res int32
 		switch {
+		case s.wasReset:
+			res = -int32(unix.ECONNRESET)
 		case s.shutWR || s.closed:
 			res = -int32(unix.EPIPE)
 		case how%5 == 0 && n > 1:
@@ -342,6 +345,9 @@ func (k *fakeKernel) completeRecv(o *fakeOp, how byte) {
 	s, a := o.sock, o.a
 	multi := a.kind == actRecvMulti
 	switch {
+	case s.wasReset:
+		k.remove(o)
+		k.deliver(a.ud, -int32(unix.ECONNRESET), 0)
 	case len(s.rx) > 0 && !s.shutRD:
 		n := 1 + int(how)%len(s.rx)
 		if k.whole {
@@ -431,6 +437,7 @@ func (k *fakeKernel) reset(s *fakeSock) {
 	s.peerEOF = true
 	s.rx = nil
 	s.shutRD = true
+	s.wasReset = true
 	for _, o := range k.opsOf(s) {
 		switch o.a.kind {
 		case actRecv, actRecvMulti:
