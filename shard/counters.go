@@ -135,9 +135,6 @@ func (st Stats) Enters() uint64 {
 	return st.Counters[cEnterWakeup] + st.Counters[cEnterWait] + st.Counters[cEnterOverflow] + st.Counters[cEnterSQFull]
 }
 
-// Requests is the complete requests framed.
-func (st Stats) Requests() uint64 { return st.Counters[cRequests] }
-
 // Accepted is the connections accepted.
 func (st Stats) Accepted() uint64 { return st.Counters[cAccepted] }
 

@@ -135,6 +135,7 @@ type ring struct {
 	sqArray   unsafe.Pointer
 	sqeBase   unsafe.Pointer
 	sqeTail   uint32 // SQEs claimed locally; published by flush
+	submitted uint32 // sqeTail as of the last submit that needed nothing more
 
 	cqHead     *uint32
 	cqTail     *uint32
@@ -342,15 +343,23 @@ func (r *ring) publish() uint32 {
 // submit hands queued SQEs to the kernel. With SQPOLL that is a store plus,
 // only when the poller went to sleep, one io_uring_enter to wake it.
 // Without SQPOLL the SQEs go with the next wait.
+//
+// With nothing claimed since the last submit it returns at once: an idle
+// spinning shard calls it in every turn, and a store to the SQ tail each
+// time would keep pulling the cache line the poller reads. (Once the tail
+// is published the poller consumes it or, going to sleep, rechecks it.)
 func (r *ring) submit() error {
-	pending := r.publish()
-	if !r.sqPoll() || pending == 0 {
+	if r.sqeTail == r.submitted {
 		return nil
 	}
-	if atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
+	pending := r.publish()
+	if r.sqPoll() && pending > 0 && atomic.LoadUint32(r.sqFlags)&sqNeedWakeup != 0 {
 		r.enters.wakeup++
-		return r.enter(pending, 0, enterSQWakeup, nil, 0)
+		if err := r.enter(pending, 0, enterSQWakeup, nil, 0); err != nil {
+			return err // not marked submitted: the next turn wakes it again
+		}
 	}
+	r.submitted = r.sqeTail
 	return nil
 }
 
