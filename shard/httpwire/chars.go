@@ -181,6 +181,18 @@ func load64(b []byte) uint64 {
 		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
 }
 
+// lowerIs reports whether tchars n, lower-cased, are s (lower case, the
+// same length). c|0x20 lower-cases letters and maps no other tchar onto a
+// letter or '-', so the comparison is exact for field names.
+func lowerIs(n []byte, s string) bool {
+	for k := range len(s) {
+		if n[k]|0x20 != s[k] {
+			return false
+		}
+	}
+	return true
+}
+
 // tokenRun returns the length of the longest prefix of b made of tchars.
 func tokenRun(b []byte) int {
 	for j, c := range b {

@@ -53,7 +53,12 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 			fallthrough
 		case stHName:
 			j := i + tokenRun(buf[i:end])
-			if nl := p.nameLen; nl < len(p.name) {
+			// A name that starts and ends in buf (the usual case) is
+			// classified where it lies; only one split across reads is
+			// copied, lower-cased, into p.name.
+			name := buf[i:j]
+			whole := p.nameLen == 0 && j < end
+			if nl := p.nameLen; !whole && nl < len(p.name) {
 				for _, c := range buf[i:j] {
 					if nl == len(p.name) {
 						nl++ // too long to be one of ours
@@ -79,8 +84,11 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 			default:
 				return i + 1, p.fail(400, reasonNameChar)
 			}
-			if p.nameLen < len(p.name) {
-				p.classify()
+			switch {
+			case whole:
+				p.classify(name)
+			case p.nameLen < len(p.name):
+				p.classify(p.name[:p.nameLen])
 			}
 			st = stHOWS
 			i++
@@ -159,29 +167,31 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 	return i, NeedMore
 }
 
-// classify sets p.kind from the recorded lower-cased field name.
-func (p *Parser) classify() {
-	n := p.name[:p.nameLen]
+// classify sets p.kind from field name n, compared without regard to case.
+func (p *Parser) classify(n []byte) {
 	switch len(n) {
 	case 4:
-		if string(n) == "host" {
+		// One load instead of four: the usual request's only field of
+		// ours is Host.
+		if uint32(n[0])|uint32(n[1])<<8|uint32(n[2])<<16|uint32(n[3])<<24|0x20202020 ==
+			'h'|'o'<<8|'s'<<16|'t'<<24 {
 			p.kind = kHost
 			p.hostSt = hsStart
 		}
 	case 6:
-		if string(n) == "expect" {
+		if lowerIs(n, "expect") {
 			p.kind = kExpect
 		}
 	case 10:
-		if string(n) == "connection" {
+		if lowerIs(n, "connection") {
 			p.kind = kConnection
 		}
 	case 14:
-		if string(n) == "content-length" {
+		if lowerIs(n, "content-length") {
 			p.kind = kContentLength
 		}
 	case 17:
-		if string(n) == "transfer-encoding" {
+		if lowerIs(n, "transfer-encoding") {
 			p.kind = kTransferEncoding
 			p.flags |= fTESeen
 		}
@@ -347,35 +357,40 @@ func hostDone(st uint8) bool {
 // the offending byte.
 func (p *Parser) hostValue(buf []byte, i, end int) (int, bool) {
 	st := p.hostSt
-	for st <= hsReg && i+8 <= end {
-		// A word of name bytes at a time: their classes ANDed.
-		w := buf[i : i+8 : i+8]
-		if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&class[w[4]]&class[w[5]]&class[w[6]]&class[w[7]]&cHost == 0 {
-			break
+	if st <= hsReg {
+		// The usual value, a name or address and a port, in tight loops
+		// with the state in a register: name bytes eight at a time with
+		// their classes ANDed, then one at a time.
+		j := i
+		for j+8 <= end {
+			w := buf[j : j+8 : j+8]
+			if class[w[0]]&class[w[1]]&class[w[2]]&class[w[3]]&class[w[4]]&class[w[5]]&class[w[6]]&class[w[7]]&cHost == 0 {
+				break
+			}
+			j += 8
 		}
-		st, i = hsReg, i+8
+		for j < end && class[buf[j]]&cHost != 0 {
+			j++
+		}
+		if j > i {
+			st = hsReg
+		}
+		i = j
+		if st == hsReg && i < end && buf[i] == ':' {
+			st = hsPort
+			i++
+		}
 	}
-	for ; i < end; i++ {
-		// The usual value, a name or address and a port, in one tight
-		// loop on the state kept in a register; the rest in hostByte.
-		c := buf[i]
-		k := class[c]
-		switch {
-		case st == hsPort:
-			if k&cDigit != 0 {
-				continue
-			}
-		case st <= hsReg:
-			if k&cHost != 0 {
-				st = hsReg
-				continue
-			}
-			if c == ':' && st == hsReg {
-				st = hsPort
-				continue
-			}
+	if st == hsPort {
+		for i < end && class[buf[i]]&cDigit != 0 {
+			i++
 		}
-		if k&cValue == 0 {
+	}
+	// The rest, byte by byte: IP-literals, percent-encoding, trailing
+	// whitespace and errors.
+	for ; i < end; i++ {
+		c := buf[i]
+		if class[c]&cValue == 0 {
 			break // the line end, or a byte the caller refuses
 		}
 		p.hostSt = st
