@@ -87,11 +87,11 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 		},
 	}
 	cfg.setDefaults()
-	rs, err := buildResponses(cfg.Response)
+	tb, err := newTable(cfg.behaviour())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.init(cfg, rs, nil)
+	e.init(cfg, tb, nil)
 	var h http1
 	h.reset(cfg.Limits, 0)
 	var q answerQueue
@@ -102,7 +102,7 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 		} else if end != keepOpen {
 			h.reset(cfg.Limits, 0) // the close mix ended it: a new connection
 		}
-		q.drop()
+		q.drop(&e.sets)
 	})
 	if allocs != 0 {
 		t.Errorf("%.2f allocations per request with mixes, want 0", allocs)

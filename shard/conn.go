@@ -172,7 +172,7 @@ func (e *engine) abort(c *conn, r closeReason) {
 	c.setReason(r)
 	c.enter(phaseAborting)
 	c.in.clear(e.pool)
-	c.q.drop()
+	c.q.drop(&e.sets)
 	e.timers.cancel(c.slot)
 	c.deadline = e.now + abortBackstop
 	e.nextSweep = min(e.nextSweep, c.deadline)
@@ -260,7 +260,8 @@ func (e *engine) recv(c *conn) {
 func (e *engine) send(c *conn) {
 	h := c.q.first()
 	if c.out.end == 0 {
-		c.out.set = e.sets.acquire()
+		c.out.set = h.set
+		e.sets.hold(h.set) // the batch's own: the run may be dropped while the send is in flight
 	}
 	p := &e.sets.at(c.out.set)[h.v]
 	if c.out.end == 0 {
@@ -317,8 +318,8 @@ func (e *engine) onSend(c *conn, res int32) {
 		}
 		return // short send: step sends the rest
 	}
-	e.byResp[c.q.first().v] += uint64(c.out.k)
-	c.q.pop(c.out.k)
+	e.byStatus[e.sets.at(c.out.set)[c.q.first().v].status] += uint64(c.out.k)
+	c.q.pop(c.out.k, &e.sets)
 	e.endBatch(c)
 }
 
@@ -380,6 +381,7 @@ func (e *engine) release(c *conn) {
 		panic("shard: connection released with operations in flight")
 	}
 	e.endBatch(c)
+	c.q.drop(&e.sets) // an answer cut short behind its close leaves its run
 	c.in.clear(e.pool)
 	e.timers.cancel(c.slot)
 	if c.waitBuf {

@@ -6,6 +6,7 @@ import "golang.org/x/sys/unix"
 const (
 	ctlDrain      = 1 << iota // answer every further request with Connection: close
 	ctlStopAccept             // cancel accept; the listener may be closed once AcceptStopped is closed
+	ctlBehaviour              // a behaviour was posted (SetBehaviour); the loop clears it when it takes it
 	ctlStop                   // leave the loop, cutting what is left
 )
 
@@ -57,6 +58,10 @@ func (s *Shard) onWake() {
 
 // control acts on newly set control bits (not ctlStop: the loop returns).
 func (s *Shard) control(ctl uint32) {
+	if ctl&ctlBehaviour != 0 {
+		s.takeBehaviour()
+		ctl &^= ctlBehaviour
+	}
 	s.seen = ctl
 	if ctl&ctlDrain != 0 {
 		s.e.drain()

@@ -39,6 +39,7 @@ const (
 	cDateDelayed
 	cActionsGrown
 	cDelayed
+	cBehaviourChanges
 	numCounters
 )
 
@@ -89,6 +90,7 @@ var counterTable = [numCounters]CounterInfo{
 	cDateDelayed:         {"date_refresh_delayed_total", "", "", "Date refreshes put off because every response set was read by a send.", "date_delayed"},
 	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
 	cDelayed:             {"answers_delayed_total", "", "", "Answers held back by --delay (a mix's zero delays not counted).", "delayed"},
+	cBehaviourChanges:    {"behaviour_changes_total", "", "", "Behaviour changes the shard took up (PUT and DELETE /behaviour).", "behaviour_changes"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.
@@ -102,7 +104,7 @@ func Counters() []CounterInfo { return counterTable[:] }
 type published struct {
 	_         cpu.CacheLinePad
 	counters  [numCounters]atomic.Uint64
-	responses [numVariants]atomic.Uint64
+	responses [maxStatus]atomic.Uint64 // by status code
 	active    atomic.Int64
 	_         cpu.CacheLinePad
 }
@@ -138,15 +140,15 @@ func (st Stats) Enters() uint64 {
 // Accepted is the connections accepted.
 func (st Stats) Accepted() uint64 { return st.Counters[cAccepted] }
 
-func (p *published) snapshot(st *Stats, statusOf *[numVariants]int) {
+func (p *published) snapshot(st *Stats) {
 	for i := range p.counters {
 		st.Counters[i] = p.counters[i].Load()
 	}
 	st.Active = uint64(max(p.active.Load(), 0))
-	st.Responses = make(map[int]uint64, numVariants)
-	for v := range p.responses {
-		if n := p.responses[v].Load(); n > 0 {
-			st.Responses[statusOf[v]] += n
+	st.Responses = make(map[int]uint64)
+	for code := range p.responses {
+		if n := p.responses[code].Load(); n > 0 {
+			st.Responses[code] = n
 		}
 	}
 }

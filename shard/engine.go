@@ -44,49 +44,46 @@ type engine struct {
 	stopping bool // the shard is stopping: every connection is cut
 
 	local  [numCounters]uint64
-	byResp [numVariants]uint64
 	active int64
-	rng    uint64 // random state of the close mix (protoEnv.rng)
+	rng    uint64 // random state of the draws (protoEnv.rng)
 
-	variants int // variants prepared: the ones that can be counted
+	// Answers sent by status code; statuses lists the codes a response
+	// set can answer with, the ones published.
+	byStatus   [maxStatus]uint64
+	statusSeen [maxStatus]bool
+	statuses   []uint16
 }
 
-// init builds the engine in place for cfg (defaults set) with the prepared
-// responses rs; pool is nil unless cfg.RecvMultishot. In place, because
+// init builds the engine in place for cfg (defaults set) with the
+// start-up behaviour t; pool is nil unless cfg.RecvMultishot. In place, because
 // the engine points into itself (protoEnv's counters): it must not be
 // copied after.
-func (e *engine) init(cfg Config, rs *responses, pool *bufPool) {
+func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 	*e = engine{
 		cfg:   cfg,
 		conns: make([]conn, cfg.MaxConns),
 		free:  make([]uint32, 0, cfg.MaxConns),
 		pool:  pool,
-		sets:  newRespSets(rs),
+		sets:  newRespSets(t.rs),
 		acts:  newActionQueue(maxOpsPerConn*cfg.MaxConns + 16),
 		accept: acceptState{
 			fd:      int32(cfg.ListenFD),
 			reserve: cfg.MaxConns / 32,
 		},
 	}
-	// Variants up to the last kind's are counted (the fixed ones first).
-	e.variants = max(int(kindBase), int(kindVariant((1+len(cfg.Response.StatusMix))*(1+len(cfg.Response.SizeMix))-1, vHeadClose))+1)
 	// Shards draw from sequences of their own, each repeatable by Seed.
 	e.rng = cfg.Seed ^ uint64(cfg.ID+1)*0x9e3779b97f4a7c15
 	e.env = protoEnv{
 		closeAll:   cfg.Mode == ModeClose,
 		maxPending: uint32(cfg.MaxPipeline),
-		keepMax:    uint32(max(cfg.KeepAliveRequests, 0)),
-		statusCum:  cumulative(cfg.Response.StatusMix),
-		sizeCum:    cumulative(cfg.Response.SizeMix),
-		sizes:      1 + len(cfg.Response.SizeMix),
-		delays:     delayTable(cfg.Delay, cfg.DelayMix),
-		delayCum:   cumulative(cfg.DelayMix),
+		sets:       &e.sets,
 		delayed:    &e.local[cDelayed],
-		closePPM:   cfg.ClosePerMillion,
 		rng:        &e.rng,
 		requests:   &e.local[cRequests],
 		rejected:   &e.local[cRejected],
 	}
+	e.setDraws(t)
+	e.noteStatuses(t.rs)
 	if pool == nil {
 		e.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
 	} else {

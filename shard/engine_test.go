@@ -1,6 +1,9 @@
 package shard
 
-import "testing"
+import (
+	"reflect"
+	"testing"
+)
 
 // TestPickShares: the cumulative shares give each entry exactly its share
 // of draws, the rest to index 0.
@@ -25,32 +28,39 @@ func TestPickShares(t *testing.T) {
 	}
 }
 
-// TestVariantsCounted: the fixed variants are always published; a mix's
-// kinds add theirs.
-func TestVariantsCounted(t *testing.T) {
+// TestStatusesCounted: the statuses published are those the behaviour
+// answers with, the fixed ones (100 and the errors) among them.
+func TestStatusesCounted(t *testing.T) {
+	fixed := []int{100, 400, 408, 413, 414, 431, 501, 505}
 	for _, c := range []struct {
 		mix  Response
-		want int
+		want []int
 	}{
-		{Response{}, int(kindBase)},
-		{Response{StatusMix: []Share{{Value: 503, PPM: 1}}}, int(kindBase) + variantsPerKind},
-		{Response{StatusMix: []Share{{Value: 503, PPM: 1}}, SizeMix: []Share{{Value: 9, PPM: 1}}}, int(kindBase) + 3*variantsPerKind},
+		{Response{}, []int{200}},
+		{Response{StatusMix: []Share{{Value: 503, PPM: 1}}}, []int{200, 503}},
+		{Response{Status: 204, StatusMix: []Share{{Value: 503, PPM: 1}, {Value: 400, PPM: 1}}}, []int{204, 503}},
 	} {
 		cfg := Config{MaxConns: 1, Response: c.mix}
 		cfg.setDefaults()
-		rs, err := buildResponses(cfg.Response)
+		tb, err := newTable(cfg.behaviour())
 		if err != nil {
 			t.Fatal(err)
 		}
 		var e engine
-		e.init(cfg, rs, nil)
-		if e.variants != c.want {
-			t.Errorf("%+v: %d variants counted, want %d", c.mix, e.variants, c.want)
+		e.init(cfg, tb, nil)
+		want := map[int]bool{}
+		for _, st := range append(c.want, fixed...) {
+			want[st] = true
 		}
-		for v := range e.variants {
-			if rs[v].one == nil {
-				t.Errorf("%+v: variant %d counted but not prepared", c.mix, v)
+		got := map[int]bool{}
+		for _, st := range e.statuses {
+			if got[int(st)] {
+				t.Errorf("%+v: status %d listed twice", c.mix, st)
 			}
+			got[int(st)] = true
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%+v: statuses %v, want %v", c.mix, e.statuses, want)
 		}
 	}
 }

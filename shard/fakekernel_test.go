@@ -43,6 +43,7 @@ type fakeSock struct {
 	closed    bool
 	aborted   bool // the server's connection was seen aborting
 	answers   []variant
+	queued    []byte // the bytes of every answer queued, from the set it was framed with
 	last      phase
 	parser    httpwire.Parser // the peer's own view of what it sent
 	parseOff  bool            // the peer sent something malformed, or said it ends: it counts no further
@@ -89,11 +90,14 @@ type fakeKernel struct {
 	accepts int
 	closes  int
 	whole   bool // recvs take all they can (while quiescing)
+
+	altNext bool // changeBehaviour switches back to the start-up behaviour
+	changes int
 }
 
 func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
 	cfg.setDefaults()
-	rs, err := buildResponses(cfg.Response)
+	tb, err := newTable(cfg.behaviour())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +109,13 @@ func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
 		t.Cleanup(pool.close)
 	}
 	k := &fakeKernel{t: t, e: new(engine), bySlot: map[uint32]*fakeSock{}, nextFD: 100}
-	k.e.init(cfg, rs, pool)
-	traceAnswers = func(q *answerQueue, v variant) {
+	k.e.init(cfg, tb, pool)
+	traceAnswers = func(q *answerQueue, v variant, one []byte) {
 		for i := range k.e.conns {
 			if &k.e.conns[i].q == q {
 				if s := k.bySlot[uint32(i)]; s != nil {
 					s.answers = append(s.answers, v)
+					s.queued = append(s.queued, one...)
 				}
 				return
 			}
@@ -475,14 +480,10 @@ func maskDates(b []byte) []byte {
 }
 
 // checkAnswers: a connection that was not aborted got every answer it was
-// queued, whole and in order; an aborted one got a prefix of them.
+// queued, whole and in order, each as the behaviour it was framed under
+// answers it; an aborted one got a prefix of them.
 func (k *fakeKernel) checkAnswers(s *fakeSock) {
-	var all []byte
-	rs := k.e.sets.at(0)
-	for _, v := range s.answers {
-		all = append(all, rs[v].one...)
-	}
-	got, want := maskDates(s.tx), maskDates(all)
+	got, want := maskDates(s.tx), maskDates(s.queued)
 	if s.aborted {
 		if !bytes.HasPrefix(want, got) {
 			k.fail("slot %d (aborted): sent %q, not a prefix of the queued answers %q", s.slot, got, want)

@@ -24,17 +24,18 @@ type protoEnv struct {
 	now        int64 // monotonic ns
 	closeAll   bool  // close after every answer (close mode or draining)
 	maxPending uint32
-	keepMax    uint32   // close after this many answers (0: no limit)
-	statusCum  []uint32 // cumulative shares (ppm) of the statuses after the first; nil: one status
-	sizeCum    []uint32 // the same for body sizes
-	sizes      int      // body sizes, the first included (kind = status*sizes + size)
-	delays     []int64  // delays in ns: the remainder's, then the mix's; nil: none
-	delayCum   []uint32 // cumulative shares of the mix's delays
-	delayed    *uint64  // counter: answers delayed
-	closePPM   uint32   // close after an answer with this probability, per million
-	rng        *uint64  // the shard's random state (splitmix64)
-	requests   *uint64  // counter: complete requests framed
-	rejected   *uint64  // counter: requests refused
+	sets       *respSets // the response sets; answers are framed with the current one
+	keepMax    uint32    // close after this many answers (0: no limit)
+	statusCum  []uint32  // cumulative shares (ppm) of the statuses after the first; nil: one status
+	sizeCum    []uint32  // the same for body sizes
+	sizes      int       // body sizes, the first included (kind = status*sizes + size)
+	delays     []int64   // delays in ns: the remainder's, then the mix's; nil: none
+	delayCum   []uint32  // cumulative shares of the mix's delays
+	delayed    *uint64   // counter: answers delayed
+	closePPM   uint32    // close after an answer with this probability, per million
+	rng        *uint64   // the shard's random state (splitmix64)
+	requests   *uint64   // counter: complete requests framed
+	rejected   *uint64   // counter: requests refused
 }
 
 // endByPolicy reports whether the connection ends after its n-th answer
@@ -130,14 +131,14 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 				}
 			}
 		case httpwire.Continue:
-			q.push(vContinue)
+			q.push(vContinue, env.sets)
 		case httpwire.Request:
 			*env.requests++
 			h.midRequest = false
 			h.answers++
 			req := h.parser.Request()
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
-			q.pushAt(kindVariant(env.kind(), answerVariant(req, closeAfter)), env.due())
+			q.pushAt(kindVariant(env.kind(), answerVariant(req, closeAfter)), env.due(), env.sets)
 			if closeAfter {
 				// Linger when input may still come: bytes already here,
 				// or a client that expected to keep the connection
@@ -150,7 +151,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			}
 		case httpwire.Error:
 			*env.rejected++
-			q.push(errorVariant(h.parser.Status(), h.parser.Method() == httpwire.MethodHead))
+			q.push(errorVariant(h.parser.Status(), h.parser.Method() == httpwire.MethodHead), env.sets)
 			// The rest of the request may still be arriving: read it away
 			// so our answer is not destroyed by a reset.
 			return total, endLinger

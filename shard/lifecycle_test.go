@@ -122,11 +122,13 @@ func runLifecycle(t testing.TB, script []byte) {
 		case 8: // time passes
 			k.advance(int64(arg) * int64(50*time.Millisecond))
 		case 9:
-			switch arg % 4 {
+			switch arg % 8 {
 			case 0:
 				k.e.drain()
 			case 1: // the Date moves on: a new response set
 				k.e.date.tick(k.now, &k.e.sets)
+			case 2: // the behaviour changes (PUT /behaviour), back and forth
+				k.changeBehaviour()
 			default:
 				if o := k.notif(arg); o != nil {
 					k.complete(o, 0)
@@ -135,6 +137,39 @@ func runLifecycle(t testing.TB, script []byte) {
 		}
 	}
 	k.quiesce()
+}
+
+// changeBehaviour makes the engine frame requests by the other of two
+// behaviours: the start-up one and one with other statuses, bodies, delays
+// and closes, each time freshly prepared (as SetBehaviour does). It does
+// nothing while no response set is free, and after a few changes.
+func (k *fakeKernel) changeBehaviour() {
+	if k.changes == 4 {
+		return // preparing large bodies is slow: keep the fuzzer fast
+	}
+	k.changes++
+	b := k.e.cfg.behaviour()
+	if !k.altNext {
+		b.Response.Status, b.Response.Body = 503, []byte("changed")
+		if k.e.cfg.SendZC {
+			b.Response.Body = bytes.Repeat([]byte("y"), zcMin+7)
+		}
+		b.Response.StatusMix = []Share{{Value: 429, PPM: 500_000}}
+		b.Response.SizeMix = nil
+		b.DelayMix = []Share{{Value: 120_000, PPM: 500_000}}
+		b.ClosePerMillion = 200_000
+	}
+	if k.e.useTable(mustTable(k.t, b)) {
+		k.altNext = !k.altNext
+	}
+}
+
+func mustTable(t testing.TB, b Behaviour) *table {
+	tb, err := newTable(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
 }
 
 // sock picks an open connection.

@@ -21,6 +21,9 @@ func (s *Shard) loop() {
 			}
 			s.control(ctl)
 		}
+		if s.pending != nil {
+			s.tryBehaviour() // no response set was free for it yet
+		}
 		n := r.ready()
 		if n == 0 {
 			s.idle()

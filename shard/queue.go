@@ -4,9 +4,13 @@ package shard
 // consecutive answers of one variant, so 16 pipelined GETs are one run.
 const maxRuns = 16
 
-// run is a queued batch of identical answers, due at the same time.
+// run is a queued batch of identical answers, due at the same time. It
+// holds a reference on the response set current when it was framed, so an
+// answer is sent from the behaviour its request was framed under, even if
+// the behaviour changes while it waits.
 type run struct {
 	v     variant
+	set   uint16 // the response set its bytes come from
 	count uint32
 	at    int64 // monotonic ns before which it is not sent (a delay); 0: at once
 }
@@ -19,26 +23,30 @@ type answerQueue struct {
 	pending uint32 // answers queued
 }
 
-// traceAnswers, when set (tests only), sees every answer queued.
-var traceAnswers func(q *answerQueue, v variant)
+// traceAnswers, when set (tests only), sees every answer queued and the
+// bytes it is to be sent as.
+var traceAnswers func(q *answerQueue, v variant, one []byte)
 
 // push appends one answer of variant v, to be sent at once.
-func (q *answerQueue) push(v variant) { q.pushAt(v, 0) }
+func (q *answerQueue) push(v variant, sets *respSets) { q.pushAt(v, 0, sets) }
 
-// pushAt appends one answer of variant v, not to be sent before at.
-func (q *answerQueue) pushAt(v variant, at int64) {
+// pushAt appends one answer of variant v from the current response set,
+// not to be sent before at.
+func (q *answerQueue) pushAt(v variant, at int64, sets *respSets) {
+	set := sets.cur
 	if debugChecks && traceAnswers != nil {
-		traceAnswers(q, v)
+		traceAnswers(q, v, sets.at(set)[v].one)
 	}
 	q.pending++
 	if q.len > 0 {
 		last := &q.runs[(int(q.head)+int(q.len)-1)%maxRuns]
-		if last.v == v && last.at == at {
+		if last.v == v && last.at == at && last.set == set {
 			last.count++
 			return
 		}
 	}
-	q.runs[(int(q.head)+int(q.len))%maxRuns] = run{v: v, count: 1, at: at}
+	sets.hold(set)
+	q.runs[(int(q.head)+int(q.len))%maxRuns] = run{v: v, set: set, count: 1, at: at}
 	q.len++
 }
 
@@ -46,18 +54,25 @@ func (q *answerQueue) pushAt(v variant, at int64) {
 func (q *answerQueue) first() *run { return &q.runs[q.head] }
 
 // pop removes k answers from the first run.
-func (q *answerQueue) pop(k uint32) {
+func (q *answerQueue) pop(k uint32, sets *respSets) {
 	r := q.first()
 	r.count -= k
 	q.pending -= k
 	if r.count == 0 {
+		sets.release(r.set)
 		q.head = (q.head + 1) % maxRuns
 		q.len--
 	}
 }
 
 // drop forgets every queued answer (the peer is gone).
-func (q *answerQueue) drop() { q.len, q.head, q.pending = 0, 0, 0 }
+func (q *answerQueue) drop(sets *respSets) {
+	for ; q.len > 0; q.len-- {
+		sets.release(q.runs[q.head].set)
+		q.head = (q.head + 1) % maxRuns
+	}
+	q.head, q.pending = 0, 0
+}
 
 // full reports whether no further request may be framed until answers
 // drain: this is what bounds a client that pipelines faster than it reads.

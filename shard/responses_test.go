@@ -146,21 +146,22 @@ func TestAnswerVariant(t *testing.T) {
 
 func TestAnswerQueue(t *testing.T) {
 	var q answerQueue
+	sets := newRespSets(&responses{})
 	for i := 0; i < 3; i++ {
-		q.push(vOK)
+		q.push(vOK, &sets)
 	}
-	q.push(vHead)
-	q.push(vOK)
+	q.push(vHead, &sets)
+	q.push(vOK, &sets)
 	if q.len != 3 || q.pending != 5 || q.first().count != 3 {
 		t.Fatalf("queue: len %d pending %d first %d, want 3 5 3", q.len, q.pending, q.first().count)
 	}
-	q.pop(2)
-	q.pop(1)
+	q.pop(2, &sets)
+	q.pop(1, &sets)
 	if q.len != 2 || q.first().v != vHead {
 		t.Fatalf("after popping the first run: len %d first %d", q.len, q.first().v)
 	}
 	for i := 0; i < maxRuns; i++ {
-		q.push(variant(i % 2))
+		q.push(variant(i % 2), &sets)
 	}
 	if !q.full(1 << 20) {
 		t.Error("queue with maxRuns runs is not full")

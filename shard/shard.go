@@ -32,11 +32,19 @@ type Shard struct {
 	enterLogged bool  // a failing io_uring_enter was logged (once)
 
 	// Touched by other goroutines.
-	pub           published
-	statusOf      *[numVariants]int
-	tid           atomic.Int64
-	ctl           atomic.Uint32 // ctlDrain | ctlStopAccept | ctlStop
-	seen          uint32        // the control bits the loop has acted on (shard goroutine only)
+	pub  published
+	tid  atomic.Int64
+	ctl  atomic.Uint32 // ctlDrain | ctlStopAccept | ctlBehaviour | ctlStop
+	seen uint32        // the control bits the loop has acted on (shard goroutine only)
+
+	// A behaviour change: SetBehaviour posts the table, the loop takes it
+	// (into pending, shard goroutine only, until a response set is free)
+	// and reports the generation it answers by.
+	posted        atomic.Pointer[postedTable]
+	pending       *postedTable
+	applied       atomic.Uint64
+	postedMu      sync.Mutex // orders SetBehaviour callers; never on the request path
+	postGen       uint64
 	acceptStopped chan struct{}
 	done          chan struct{}
 
@@ -61,7 +69,7 @@ func Start(cfg Config) (*Shard, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	resp, err := buildResponses(cfg.Response)
+	t, err := newTable(cfg.behaviour())
 	if err != nil {
 		return nil, err
 	}
@@ -72,12 +80,11 @@ func Start(cfg Config) (*Shard, error) {
 		}
 	}
 	s := &Shard{
-		statusOf:      resp.statusOf(),
 		done:          make(chan struct{}),
 		acceptStopped: make(chan struct{}),
 		sharedPoller:  cfg.SQPoll && cfg.CPU >= 0 && cfg.PollerCPU == cfg.CPU,
 	}
-	s.e.init(cfg, resp, pool)
+	s.e.init(cfg, t, pool)
 	if s.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		pool.close()
 		return nil, fmt.Errorf("shard %d: %w", cfg.ID, os.NewSyscallError("eventfd", err))
@@ -178,10 +185,74 @@ func (s *Shard) AcceptStopped() <-chan struct{} { return s.acceptStopped }
 // Done is closed when the shard has stopped.
 func (s *Shard) Done() <-chan struct{} { return s.done }
 
+// postedTable is a behaviour handed to the shard, with its generation.
+type postedTable struct {
+	t   *table
+	gen uint64
+}
+
+// Prepared is a behaviour whose answers are built, ready for one shard's
+// SetBehaviour (each shard takes a Prepared of its own).
+type Prepared struct{ t *table }
+
+// Prepare builds b's answers, or says why b cannot be served.
+func Prepare(b Behaviour) (*Prepared, error) {
+	t, err := newTable(b)
+	if err != nil {
+		return nil, err
+	}
+	return &Prepared{t}, nil
+}
+
+// SetBehaviour makes the shard frame every further request by p; answers
+// already framed are sent as they were framed, so none is lost or mixes
+// two behaviours. It returns once the shard answers by p (at its next
+// loop turn, or when a response set is free), or with an error if it has
+// not within wait (it still will). A Prepared is used once.
+func (s *Shard) SetBehaviour(p *Prepared, wait time.Duration) error {
+	s.postedMu.Lock()
+	s.postGen++
+	gen := s.postGen
+	s.posted.Store(&postedTable{t: p.t, gen: gen})
+	s.postedMu.Unlock()
+	s.setCtl(ctlBehaviour)
+	deadline := time.Now().Add(wait)
+	for s.applied.Load() < gen {
+		select {
+		case <-s.done:
+			return fmt.Errorf("shard %d: stopped before taking up the behaviour", s.e.cfg.ID)
+		case <-time.After(200 * time.Microsecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("shard %d: behaviour not taken up within %v (every response set is still read by a send; it will be)", s.e.cfg.ID, wait)
+		}
+	}
+	return nil
+}
+
+// takeBehaviour takes a posted behaviour (the loop, on ctlBehaviour) and
+// tries to use it.
+func (s *Shard) takeBehaviour() {
+	s.ctl.And(^uint32(ctlBehaviour))
+	if p := s.posted.Swap(nil); p != nil {
+		s.pending = p
+	}
+	s.tryBehaviour()
+}
+
+// tryBehaviour uses the pending behaviour if a response set is free for it.
+func (s *Shard) tryBehaviour() {
+	if p := s.pending; p != nil && s.e.useTable(p.t) {
+		s.pending = nil
+		s.applied.Store(p.gen)
+		s.dirty = true
+	}
+}
+
 // Stats returns a snapshot of the shard's counters; safe from any goroutine.
 func (s *Shard) Stats() Stats {
 	st := Stats{Shard: s.e.cfg.ID, CPU: s.e.cfg.CPU, TID: int(s.tid.Load())}
-	s.pub.snapshot(&st, s.statusOf)
+	s.pub.snapshot(&st)
 	return st
 }
 
@@ -199,8 +270,8 @@ func (s *Shard) publish() {
 	for i := range e.local {
 		s.pub.counters[i].Store(e.local[i])
 	}
-	for i := range e.variants {
-		s.pub.responses[i].Store(e.byResp[i])
+	for _, code := range e.statuses {
+		s.pub.responses[code].Store(e.byStatus[code])
 	}
 	s.pub.active.Store(e.active)
 }

@@ -78,7 +78,7 @@ func (e *engine) expire(c *conn) {
 	case timerHeader:
 		if c.phase == phaseOpen && !c.sending && c.q.len == 0 {
 			// Say why, as HAProxy does, then close the usual way.
-			c.q.push(errorVariant(408, c.h1.parser.Method() == httpwire.MethodHead))
+			c.q.push(errorVariant(408, c.h1.parser.Method() == httpwire.MethodHead), &e.sets)
 			e.finish(c, true, reasonTimeoutHeader)
 		} else {
 			e.abort(c, reasonTimeoutHeader)

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -67,12 +65,4 @@ func delayString(def time.Duration, mix []shard.Share) string {
 		parts = append(parts, d.String()+":"+strconv.FormatFloat(float64(sh.PPM)/10_000, 'f', -1, 64))
 	}
 	return strings.Join(parts, ",")
-}
-
-// serveHTTP answers GET /behaviour.
-func (b behaviour) serveHTTP(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(b)
 }

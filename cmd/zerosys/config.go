@@ -66,6 +66,7 @@ type config struct {
 	lingerTimeout time.Duration
 
 	metricsAddr  string
+	adminToken   string
 	drainDelay   time.Duration
 	drainTimeout time.Duration
 
@@ -123,7 +124,7 @@ var flagGroups = []struct {
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
 	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by"}},
-	{"Operations", []string{"metrics-addr", "drain-delay", "drain-timeout", "log-format", "version"}},
+	{"Operations", []string{"metrics-addr", "admin-token", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
@@ -165,6 +166,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.name, "name", "", "instance name in X-Served-By (default: the host name)")
 	fs.BoolVar(&c.servedBy, "served-by", true, "add X-Served-By: NAME/SHARD to every answer, so a tester sees how a load balancer spreads load over instances and cores")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "127.0.0.1:9090", "serve /metrics (Prometheus), /healthz and /readyz here; empty disables")
+	fs.StringVar(&c.adminToken, "admin-token", "", "token PUT and DELETE /behaviour must bring as \"Authorization: Bearer TOKEN\"; required when --metrics-addr is not a loopback address (prefer the environment twin)")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 0, "on SIGTERM/SIGINT, keep serving this long with /readyz failing, so load balancers notice")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "then close connections still open after this long")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")

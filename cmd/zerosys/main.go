@@ -120,7 +120,7 @@ type server struct {
 	shards []*shard.Shard
 	ops    *opsServer
 	ready  atomic.Bool
-	behave behaviour // what the shards play (GET /behaviour, zerosys_behaviour_info)
+	admin  *admin // what the shards play, and changes to it (/behaviour, zerosys_behaviour_info)
 }
 
 // start runs the preflight checks, opens the listeners and starts every
@@ -135,10 +135,6 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	}
 	plan := *planp
 	setMaxProcs(len(plan.Shards), log)
-	resp, err := cfg.response()
-	if err != nil {
-		return nil, err
-	}
 	lc := listener.Config{Addr: cfg.addr, Backlog: cfg.backlog, AllowShared: cfg.allowShared}
 	group, err := listener.Listen(lc, len(plan.Shards))
 	if err != nil {
@@ -156,14 +152,12 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	srv.behave = newBehaviour(cfg, seed)
+	srv.admin = newAdmin(srv, cfg, seed, log)
 	for i, a := range plan.Shards {
-		shardResp := resp
-		if h, err := cfg.servedByHeader(i); err != nil {
+		b, err := cfg.shardBehaviour(i)
+		if err != nil {
 			srv.stop()
 			return nil, err
-		} else if h != "" {
-			shardResp.Headers = append(append([]string(nil), resp.Headers...), h)
 		}
 		s, err := shard.Start(shard.Config{
 			ID:            i,
@@ -175,7 +169,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Spin:          plan.Spin,
 			SpinWindow:    cfg.spinWindow,
 			Mode:          mode,
-			Response:      shardResp,
+			Response:      b.Response,
 			Limits:        cfg.limits(),
 			MaxConns:      cfg.maxConns,
 			RecvBuffer:    cfg.recvBuf,
@@ -187,10 +181,10 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			SendTimeout:   cfg.sendTimeout,
 			LingerTimeout: cfg.lingerTimeout,
 
-			KeepAliveRequests: cfg.keepaliveRequests,
-			Delay:             cfg.delay,
-			DelayMix:          cfg.delayMix,
-			ClosePerMillion:   uint32(cfg.closePercent*10_000 + 0.5),
+			KeepAliveRequests: b.KeepAliveRequests,
+			Delay:             b.Delay,
+			DelayMix:          b.DelayMix,
+			ClosePerMillion:   b.ClosePerMillion,
 			Seed:              seed,
 			Logger:            log,
 		})

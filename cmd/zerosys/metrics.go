@@ -104,7 +104,7 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 			id, cpu, strconv.Itoa(a.PollerCPU), onOff(c.srv.plan.SQPoll), c.srv.idle)
 	}
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, buildVersion(), runtime.Version())
-	b := c.srv.behave
+	b := c.srv.admin.current()
 	ch <- prometheus.MustNewConstMetric(c.behaviourInfo, prometheus.GaugeValue, 1,
 		b.Status, b.BodySize, strconv.FormatFloat(b.ClosePercent, 'f', -1, 64), strconv.Itoa(b.KeepAliveRequests))
 	r := 0.0
@@ -136,7 +136,9 @@ func startOps(addr string, srv *server, ready *atomic.Bool) (*opsServer, error) 
 	)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	mux.HandleFunc("GET /behaviour", srv.behave.serveHTTP)
+	mux.HandleFunc("GET /behaviour", srv.admin.serveGet)
+	mux.HandleFunc("PUT /behaviour", srv.admin.servePut)
+	mux.HandleFunc("DELETE /behaviour", srv.admin.serveDelete)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

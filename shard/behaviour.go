@@ -1,0 +1,94 @@
+package shard
+
+import "time"
+
+// Behaviour is the part of a shard's configuration that may change while
+// it serves (Shard.SetBehaviour): what its answers are and when they go.
+// Its fields mean what Config's fields of the same names mean.
+type Behaviour struct {
+	Response          Response
+	KeepAliveRequests int
+	ClosePerMillion   uint32
+	Delay             time.Duration
+	DelayMix          []Share
+}
+
+// behaviour is cfg's start-up behaviour.
+func (c *Config) behaviour() Behaviour {
+	return Behaviour{
+		Response:          c.Response,
+		KeepAliveRequests: c.KeepAliveRequests,
+		ClosePerMillion:   c.ClosePerMillion,
+		Delay:             c.Delay,
+		DelayMix:          c.DelayMix,
+	}
+}
+
+// table is a behaviour made ready for the loop: its answers prepared and
+// its draws laid out. It is built off the loop (the allocations happen
+// there) and never changed after.
+type table struct {
+	rs        *responses
+	keepMax   uint32
+	closePPM  uint32
+	statusCum []uint32
+	sizeCum   []uint32
+	sizes     int
+	delays    []int64
+	delayCum  []uint32
+}
+
+// newTable prepares b, or says why it cannot be served.
+func newTable(b Behaviour) (*table, error) {
+	rs, err := buildResponses(b.Response)
+	if err != nil {
+		return nil, err
+	}
+	return &table{
+		rs:        rs,
+		keepMax:   uint32(max(b.KeepAliveRequests, 0)),
+		closePPM:  b.ClosePerMillion,
+		statusCum: cumulative(b.Response.StatusMix),
+		sizeCum:   cumulative(b.Response.SizeMix),
+		sizes:     1 + len(b.Response.SizeMix),
+		delays:    delayTable(b.Delay, b.DelayMix),
+		delayCum:  cumulative(b.DelayMix),
+	}, nil
+}
+
+// useTable makes t the behaviour requests are framed by from now on;
+// answers already framed keep theirs. t must be new: its answers become a
+// response set whose Date is rewritten while older sets still serve. It reports false when no response
+// set is free for t (the loop tries again on its next turn).
+func (e *engine) useTable(t *table) bool {
+	if !e.sets.install(t.rs) {
+		return false
+	}
+	e.setDraws(t)
+	e.noteStatuses(t.rs)
+	e.local[cBehaviourChanges]++
+	return true
+}
+
+// setDraws lays t's draws out in the protocol's environment.
+func (e *engine) setDraws(t *table) {
+	env := &e.env
+	env.keepMax, env.closePPM = t.keepMax, t.closePPM
+	env.statusCum, env.sizeCum, env.sizes = t.statusCum, t.sizeCum, t.sizes
+	env.delays, env.delayCum = t.delays, t.delayCum
+}
+
+// maxStatus bounds the status codes answers are counted by (100-999).
+const maxStatus = 1000
+
+// noteStatuses adds the statuses rs answers with to those published.
+func (e *engine) noteStatuses(rs *responses) {
+	for v := range rs {
+		st := rs[v].status
+		if st <= 0 || st >= maxStatus || e.statusSeen[st] {
+			continue
+		}
+		e.statusSeen[st] = true
+		e.statuses = append(e.statuses, uint16(st))
+	}
+}
