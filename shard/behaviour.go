@@ -36,6 +36,7 @@ type table struct {
 	sizes     int
 	delays    []int64
 	delayCum  []uint32
+	delayBkt  []uint8 // each delay's histogram bucket
 }
 
 // newTable prepares b, or says why it cannot be served.
@@ -53,7 +54,39 @@ func newTable(b Behaviour) (*table, error) {
 		sizes:     1 + len(b.Response.SizeMix),
 		delays:    delayTable(b.Delay, b.DelayMix),
 		delayCum:  cumulative(b.DelayMix),
+		delayBkt:  delayBuckets(delayTable(b.Delay, b.DelayMix)),
 	}, nil
+}
+
+// DelayBounds are the upper bounds of the delay histogram's buckets
+// (Stats.DelayBuckets); the last bucket takes the rest.
+var DelayBounds = [...]time.Duration{
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
+	500 * time.Millisecond, time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// numDelayBuckets counts DelayBounds' buckets and the one past them.
+const numDelayBuckets = len(DelayBounds) + 1
+
+// delayBucket is the histogram bucket of a delay of d ns.
+func delayBucket(d int64) uint8 {
+	for i, b := range DelayBounds {
+		if d <= int64(b) {
+			return uint8(i)
+		}
+	}
+	return uint8(len(DelayBounds))
+}
+
+// delayBuckets is delayBucket of each delay, worked out once per table so
+// a delayed answer costs one increment.
+func delayBuckets(delays []int64) []uint8 {
+	var b []uint8
+	for _, d := range delays {
+		b = append(b, delayBucket(d))
+	}
+	return b
 }
 
 // useTable makes t the behaviour requests are framed by from now on;
@@ -75,7 +108,7 @@ func (e *engine) setDraws(t *table) {
 	env := &e.env
 	env.keepMax, env.closePPM = t.keepMax, t.closePPM
 	env.statusCum, env.sizeCum, env.sizes = t.statusCum, t.sizeCum, t.sizes
-	env.delays, env.delayCum = t.delays, t.delayCum
+	env.delays, env.delayCum, env.delayBkt = t.delays, t.delayCum, t.delayBkt
 }
 
 // maxStatus bounds the status codes answers are counted by (100-999).

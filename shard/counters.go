@@ -2,6 +2,7 @@ package shard
 
 import (
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/cpu"
 )
@@ -104,7 +105,8 @@ func Counters() []CounterInfo { return counterTable[:] }
 type published struct {
 	_         cpu.CacheLinePad
 	counters  [numCounters]atomic.Uint64
-	responses [maxStatus]atomic.Uint64 // by status code
+	responses [maxStatus]atomic.Uint64           // by status code
+	delays    [numDelayBuckets + 1]atomic.Uint64 // delayHist: the buckets, then the sum
 	active    atomic.Int64
 	_         cpu.CacheLinePad
 }
@@ -121,6 +123,23 @@ type Stats struct {
 	Counters  [numCounters]uint64
 	Active    uint64         // connections open now
 	Responses map[int]uint64 // answers sent, by status code
+
+	// DelayBuckets counts the answers delayed, by the bucket of their
+	// delay (not cumulative: bucket i is above DelayBounds[i-1] and at most
+	// DelayBounds[i]; the last is above every bound). DelaySum is their sum.
+	DelayBuckets [numDelayBuckets]uint64
+	DelaySum     time.Duration
+}
+
+// delayHist is a shard's histogram of the delays applied.
+type delayHist struct {
+	n   [numDelayBuckets]uint64
+	sum int64 // ns
+}
+
+func (h *delayHist) add(bucket uint8, d int64) {
+	h.n[bucket]++
+	h.sum += d
 }
 
 // Closed is the connections closed for any reason.
@@ -145,6 +164,10 @@ func (p *published) snapshot(st *Stats) {
 		st.Counters[i] = p.counters[i].Load()
 	}
 	st.Active = uint64(max(p.active.Load(), 0))
+	for i := range st.DelayBuckets {
+		st.DelayBuckets[i] = p.delays[i].Load()
+	}
+	st.DelaySum = time.Duration(p.delays[numDelayBuckets].Load())
 	st.Responses = make(map[int]uint64)
 	for code := range p.responses {
 		if n := p.responses[code].Load(); n > 0 {

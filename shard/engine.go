@@ -44,6 +44,7 @@ type engine struct {
 	stopping bool // the shard is stopping: every connection is cut
 
 	local  [numCounters]uint64
+	delays delayHist
 	active int64
 	rng    uint64 // random state of the draws (protoEnv.rng)
 
@@ -78,6 +79,7 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 		maxPending: uint32(cfg.MaxPipeline),
 		sets:       &e.sets,
 		delayed:    &e.local[cDelayed],
+		delayHist:  &e.delays,
 		rng:        &e.rng,
 		requests:   &e.local[cRequests],
 		rejected:   &e.local[cRejected],
@@ -172,8 +174,50 @@ func (e *engine) complete(cq completion) {
 
 // drain makes every further answer close its connection.
 func (e *engine) drain() {
+	if e.draining {
+		return
+	}
 	e.draining = true
 	e.env.closeAll = true
+	for i := range e.conns {
+		if c := &e.conns[i]; c.phase == phaseOpen && c.q.len > 0 {
+			e.closeAfterQueued(c)
+		}
+	}
+}
+
+// closeAfterQueued makes the last answer queued on c (one waiting for its
+// delay, or for a slow reader) say Connection: close, and the connection
+// end after it, so a drain does not leave a keep-alive connection the
+// client may reuse just as it is cut. It leaves c alone when the client
+// has sent more than was framed (that is answered, with close, as usual),
+// or the last answer is being sent already.
+func (e *engine) closeAfterQueued(c *conn) {
+	if c.in.has() || c.h1.midRequest || c.q.full(e.env.maxPending) {
+		return
+	}
+	last := &c.q.runs[(int(c.q.head)+int(c.q.len)-1)%maxRuns]
+	if c.q.len == 1 && c.out.end != 0 {
+		return
+	}
+	v, ok := closeTwin(last.v)
+	if !ok {
+		return
+	}
+	if last.count > 1 {
+		// The answers before the last keep the connection open.
+		last.count--
+		c.q.runs[(int(c.q.head)+int(c.q.len))%maxRuns] = run{v: v, set: last.set, count: 1, at: last.at}
+		c.q.len++
+		e.sets.hold(last.set)
+	} else {
+		last.v = v
+	}
+	if debugChecks && traceLast != nil {
+		traceLast(&c.q, v, e.sets.at(last.set)[v].one)
+	}
+	e.finish(c, true, reasonNormal)
+	e.step(c)
 }
 
 // sweepDue reports whether a deadline may have passed.

@@ -3,6 +3,7 @@ package shard
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestPickShares: the cumulative shares give each entry exactly its share
@@ -62,5 +63,24 @@ func TestStatusesCounted(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%+v: statuses %v, want %v", c.mix, e.statuses, want)
 		}
+	}
+}
+
+// TestDelayBucket: a delay falls in the first bucket whose bound it does
+// not pass; past the last bound, the overflow bucket.
+func TestDelayBucket(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want uint8
+	}{
+		{time.Microsecond, 0}, {time.Millisecond, 0}, {time.Millisecond + 1, 1},
+		{20 * time.Millisecond, 4}, {time.Second, 9}, {10 * time.Second, 12}, {time.Minute, 13},
+	} {
+		if got := delayBucket(int64(c.d)); got != c.want {
+			t.Errorf("delayBucket(%v) = %d, want %d", c.d, got, c.want)
+		}
+	}
+	if int(delayBucket(int64(time.Hour))) != numDelayBuckets-1 {
+		t.Error("the overflow bucket is not the last")
 	}
 }

@@ -43,7 +43,7 @@ type fakeSock struct {
 	closed    bool
 	aborted   bool // the server's connection was seen aborting
 	answers   []variant
-	queued    []byte // the bytes of every answer queued, from the set it was framed with
+	queued    [][]byte // the bytes of every answer queued, from the set it was framed with
 	last      phase
 	parser    httpwire.Parser // the peer's own view of what it sent
 	parseOff  bool            // the peer sent something malformed, or said it ends: it counts no further
@@ -115,19 +115,28 @@ func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
 			if &k.e.conns[i].q == q {
 				if s := k.bySlot[uint32(i)]; s != nil {
 					s.answers = append(s.answers, v)
-					s.queued = append(s.queued, one...)
+					s.queued = append(s.queued, one)
 				}
 				return
 			}
 		}
 		t.Fatalf("answer queued on no connection")
 	}
+	traceLast = func(q *answerQueue, v variant, one []byte) {
+		for i := range k.e.conns {
+			if s := k.bySlot[uint32(i)]; &k.e.conns[i].q == q && s != nil {
+				s.answers[len(s.answers)-1], s.queued[len(s.queued)-1] = v, one
+				return
+			}
+		}
+		t.Fatalf("answer rewritten on no connection")
+	}
 	traceEnter = func(c *conn, p phase) {
 		if s := k.bySlot[c.slot]; s != nil && s.gen == c.gen && p == phaseAborting {
 			s.aborted = true
 		}
 	}
-	t.Cleanup(func() { traceAnswers, traceEnter = nil, nil })
+	t.Cleanup(func() { traceAnswers, traceLast, traceEnter = nil, nil, nil })
 	k.e.armAccept()
 	k.collect()
 	return k
@@ -483,7 +492,7 @@ func maskDates(b []byte) []byte {
 // queued, whole and in order, each as the behaviour it was framed under
 // answers it; an aborted one got a prefix of them.
 func (k *fakeKernel) checkAnswers(s *fakeSock) {
-	got, want := maskDates(s.tx), maskDates(s.queued)
+	got, want := maskDates(s.tx), maskDates(bytes.Join(s.queued, nil))
 	if s.aborted {
 		if !bytes.HasPrefix(want, got) {
 			k.fail("slot %d (aborted): sent %q, not a prefix of the queued answers %q", s.slot, got, want)

@@ -31,11 +31,13 @@ type protoEnv struct {
 	sizes      int       // body sizes, the first included (kind = status*sizes + size)
 	delays     []int64   // delays in ns: the remainder's, then the mix's; nil: none
 	delayCum   []uint32  // cumulative shares of the mix's delays
+	delayBkt   []uint8   // each delay's histogram bucket
 	delayed    *uint64   // counter: answers delayed
-	closePPM   uint32    // close after an answer with this probability, per million
-	rng        *uint64   // the shard's random state (splitmix64)
-	requests   *uint64   // counter: complete requests framed
-	rejected   *uint64   // counter: requests refused
+	delayHist  *delayHist
+	closePPM   uint32  // close after an answer with this probability, per million
+	rng        *uint64 // the shard's random state (splitmix64)
+	requests   *uint64 // counter: complete requests framed
+	rejected   *uint64 // counter: requests refused
 }
 
 // endByPolicy reports whether the connection ends after its n-th answer
@@ -62,11 +64,13 @@ func (env *protoEnv) due() int64 {
 	if env.delays == nil {
 		return 0
 	}
-	d := env.delays[pick(env.rng, env.delayCum)]
+	i := pick(env.rng, env.delayCum)
+	d := env.delays[i]
 	if d <= 0 {
 		return 0
 	}
 	*env.delayed++
+	env.delayHist.add(env.delayBkt[i], d)
 	return env.now + d
 }
 

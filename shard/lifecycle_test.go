@@ -347,3 +347,36 @@ func TestLifecycleDelayOrder(t *testing.T) {
 		t.Errorf("%d answers counted delayed, want 2", n)
 	}
 }
+
+// TestLifecycleDrainWithDelayedAnswers: a drain while answers wait for
+// their delay makes the last one say Connection: close and the
+// connection end after it; the ones before it keep theirs.
+func TestLifecycleDrainWithDelayedAnswers(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.Delay, cfg.RecvBuffer = 20*time.Millisecond, 4096
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	s.send(requestMenu[0] + requestMenu[0] + requestMenu[1])
+	k.whole = true
+	for _, o := range append([]*fakeOp(nil), k.ops...) {
+		if o.a.kind == actRecv {
+			k.complete(o, 0)
+		}
+	}
+	k.whole = false
+	if len(s.answers) != 3 {
+		t.Fatalf("%d answers queued before the drain, want 3", len(s.answers))
+	}
+	k.e.drain()
+	k.collect()
+	k.advance(int64(20 * time.Millisecond))
+	k.quiesce()
+	want := []variant{vOK, vOK, vHeadClose}
+	if fmt.Sprint(s.answers) != fmt.Sprint(want) {
+		t.Errorf("answers %v, want %v", s.answers, want)
+	}
+	if !bytes.Contains(s.tx, []byte("Connection: close")) {
+		t.Errorf("nothing sent said Connection: close: %q", s.tx)
+	}
+}

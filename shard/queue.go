@@ -27,6 +27,10 @@ type answerQueue struct {
 // bytes it is to be sent as.
 var traceAnswers func(q *answerQueue, v variant, one []byte)
 
+// traceLast, when set (tests only), sees the last queued answer rewritten
+// (a drain makes it say Connection: close).
+var traceLast func(q *answerQueue, v variant, one []byte)
+
 // push appends one answer of variant v, to be sent at once.
 func (q *answerQueue) push(v variant, sets *respSets) { q.pushAt(v, 0, sets) }
 

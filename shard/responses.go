@@ -83,6 +83,25 @@ func kindVariant(k int, sub variant) variant {
 	return kindBase + variant(variantsPerKind*(k-1)) + sub
 }
 
+// closeTwin is the variant that answers like v and says Connection:
+// close; ok is false for variants that have none (100 Continue) or need
+// none (the errors close already).
+func closeTwin(v variant) (variant, bool) {
+	sub := v
+	if v >= kindBase {
+		sub = (v - kindBase) % variantsPerKind
+	} else if v > vHeadClose {
+		return v, false
+	}
+	switch sub {
+	case vOK, vOKKeep10:
+		return v - sub + vOKClose, true
+	case vHead, vHeadKeep10:
+		return v - sub + vHeadClose, true
+	}
+	return v, true // already the close variant
+}
+
 // errorStatuses are the statuses of the error variants, in their order.
 var errorStatuses = [...]int{400, 408, 413, 414, 431, 501, 505}
 

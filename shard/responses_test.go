@@ -161,7 +161,7 @@ func TestAnswerQueue(t *testing.T) {
 		t.Fatalf("after popping the first run: len %d first %d", q.len, q.first().v)
 	}
 	for i := 0; i < maxRuns; i++ {
-		q.push(variant(i % 2), &sets)
+		q.push(variant(i%2), &sets)
 	}
 	if !q.full(1 << 20) {
 		t.Error("queue with maxRuns runs is not full")
@@ -219,5 +219,25 @@ func TestBuildResponsesKinds(t *testing.T) {
 	big := []Share{{Value: 64 << 20, PPM: 1}, {Value: 64<<20 - 1, PPM: 1}}
 	if _, err := buildResponses(Response{SizeMix: big, StatusMix: []Share{{Value: 500, PPM: 1}}}); err == nil || !strings.Contains(err.Error(), "MiB") {
 		t.Errorf("six 64 MiB answers: %v, want a refusal", err)
+	}
+}
+
+// TestCloseTwin: every keep-alive answer has a close twin of the same
+// kind and method; 100 Continue and the errors have none.
+func TestCloseTwin(t *testing.T) {
+	for k := range maxKinds {
+		for _, c := range []struct{ sub, want variant }{
+			{vOK, vOKClose}, {vOKKeep10, vOKClose}, {vOKClose, vOKClose},
+			{vHead, vHeadClose}, {vHeadKeep10, vHeadClose}, {vHeadClose, vHeadClose},
+		} {
+			if got, ok := closeTwin(kindVariant(k, c.sub)); !ok || got != kindVariant(k, c.want) {
+				t.Errorf("kind %d: closeTwin(%d) = %d, %v; want %d", k, c.sub, got, ok, kindVariant(k, c.want))
+			}
+		}
+	}
+	for _, v := range []variant{vContinue, v400, v400Head, v505Head} {
+		if _, ok := closeTwin(v); ok {
+			t.Errorf("closeTwin(%d): ok, want none", v)
+		}
 	}
 }

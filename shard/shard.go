@@ -270,6 +270,10 @@ func (s *Shard) publish() {
 	for i := range e.local {
 		s.pub.counters[i].Store(e.local[i])
 	}
+	for i, n := range e.delays.n {
+		s.pub.delays[i].Store(n)
+	}
+	s.pub.delays[numDelayBuckets].Store(uint64(e.delays.sum))
 	for _, code := range e.statuses {
 		s.pub.responses[code].Store(e.byStatus[code])
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -102,7 +103,68 @@ func TestDelayPrecision(t *testing.T) {
 	if q := quantile(fast, 0.99); q > 100*time.Millisecond {
 		t.Errorf("answers with no delay took %v at p99 beside a thousand held back", q)
 	}
+	// The histogram has each delayed answer in the bucket of 1 s.
+	m := p.scrape(t)
+	if n, le1, below := m.sum("zerosys_answer_delay_seconds_count"), m.sum("zerosys_answer_delay_seconds_bucket", `le="1"`), m.sum("zerosys_answer_delay_seconds_bucket", `le="0.5"`); n != float64(len(slow)) || le1 != n || below != 0 {
+		t.Errorf("delay histogram: count %v, le=1 %v, le=0.5 %v; want %d, %d, 0", n, le1, below, len(slow), len(slow))
+	}
+	if sum := m.sum("zerosys_answer_delay_seconds_sum"); sum != float64(len(slow)) {
+		t.Errorf("delay histogram sum %v s, want %d", sum, len(slow))
+	}
 	p.stop(t)
+}
+
+// TestDelayDrainAndIdle: answers waiting for their delay are not cut by
+// the idle timeout (it does not run while an answer waits) nor lost in a
+// drain (it waits for them, each then says Connection: close).
+func TestDelayDrainAndIdle(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "2", "--delay", "600ms", "--idle-timeout", "200ms", "--drain-timeout", "5s")
+	const conns = 50
+	type answer struct {
+		status int
+		close  bool
+		err    error
+	}
+	answers := make(chan answer, conns)
+	for range conns {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		go func() {
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			resp.Body.Close()
+			if resp.Close {
+				c.Close() // as a client does: the server, lingering, sees the EOF
+			}
+			answers <- answer{status: resp.StatusCode, close: resp.Close}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // past the idle timeout, before the delay ends
+	t0 := time.Now()
+	p.signal(t, syscall.SIGTERM)
+	closes := 0
+	for range conns {
+		a := <-answers
+		if a.err != nil || a.status != 200 {
+			t.Fatalf("an answer waiting through the idle timeout and a drain: %+v", a)
+		}
+		if a.close {
+			closes++
+		}
+	}
+	t.Logf("%d answers after the drain began (%v), %d saying Connection: close", conns, time.Since(t0).Round(time.Millisecond), closes)
+	p.wait(t, 3*time.Second) // well before --drain-timeout: no connection was left open
+	if closes != conns {
+		t.Errorf("%d of %d answers sent during the drain said Connection: close", closes, conns)
+	}
 }
 
 // TestDelayRefused: a delay over --max-delay or not a duration is refused.
