@@ -66,7 +66,7 @@ const (
 	cQd                 // qdtext (RFC 9110 §5.6.4)
 	cHex
 	cHost  // reg-name byte of a Host (RFC 3986 §3.2.2: unreserved, sub-delims but ','; '%' is checked apart)
-	cPath  // request-target byte taken as it is: pchar but '%', "/" and "?" (RFC 3986 §3.3, §3.4)
+	cPath  // request-target byte taken as it is: pchar but '%', and "/" (RFC 3986 §3.3); "?" is looked at
 	cDigit // DIGIT
 )
 
@@ -103,8 +103,8 @@ var class = func() (t [256]uint8) {
 		if c >= '0' && c <= '9' {
 			b |= cDigit
 		}
-		if b&cHost != 0 || c == ',' || c == ':' || c == '@' || c == '/' || c == '?' {
-			b |= cPath // unreserved, sub-delims, ":", "@", "/", "?"
+		if b&cHost != 0 || c == ',' || c == ':' || c == '@' || c == '/' {
+			b |= cPath // unreserved, sub-delims, ":", "@", "/"; "?" stops a run to mark the query
 		}
 		t[c] = b
 	}

@@ -33,10 +33,23 @@ func FuzzParser(f *testing.F) {
 	}
 	f.Add([]byte(tlsHello), uint16(3), uint8(0))
 	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), uint16(5), uint8(0))
+	f.Add([]byte("GET /a?status=503:20&delay=1ms HTTP/1.1\r\nHost: a\r\n\r\nGET /?%41?b HTTP/1.1\r\nHost: a\r\n\r\n"), uint16(9), uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, split uint16, sel uint8) {
 		l := fuzzLimits(sel)
 		whole := run(t, l, data)
+		start := 0 // where the current request began
 		for _, e := range whole {
+			if e.R == Request || e.R == Continue {
+				// The head and the query lie within the request's bytes.
+				r := e.Req
+				if r.HeadLen <= 0 || start+int(r.HeadLen) > e.End || r.QueryStart > r.QueryEnd || r.QueryEnd >= r.HeadLen ||
+					r.QueryStart > 0 && data[start+int(r.QueryStart)-1] != '?' {
+					t.Fatalf("head %d, query [%d,%d) of the request at %d..%d of %q", r.HeadLen, r.QueryStart, r.QueryEnd, start, e.End, data)
+				}
+			}
+			if e.R == Request {
+				start = e.End // after checking this request's
+			}
 			switch e.R {
 			case Error:
 				switch e.Status {

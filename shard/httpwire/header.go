@@ -499,7 +499,10 @@ func (p *Parser) endHead() Result {
 	if f&fTrailer != 0 {
 		return p.finish()
 	}
-	req := RequestInfo{Method: p.method, Minor: p.minor}
+	req := RequestInfo{Method: p.method, Minor: p.minor, HeadLen: int32(p.lineLen + p.hdrLen), QueryStart: p.qStart}
+	if p.qStart != 0 {
+		req.QueryEnd = p.qEnd
+	}
 	if p.minor == 1 {
 		req.KeepAlive = f&fConnClose == 0
 	} else {

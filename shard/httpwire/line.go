@@ -147,6 +147,14 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 						break
 					}
 				}
+				if buf[i] == '?' {
+					// RFC 3986 §3.4: the query starts after the first '?'.
+					if p.qStart == 0 {
+						p.qStart = int32(p.lineLen + i - start + 1)
+					}
+					i++
+					continue
+				}
 				if buf[i] != '%' {
 					break
 				}
@@ -165,6 +173,9 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 					return i + 1, p.fail(400, reasonSpaces)
 				}
 				return i + 1, p.fail(400, reasonTarget)
+			}
+			if p.qStart != 0 {
+				p.qEnd = int32(p.lineLen + i - start)
 			}
 			switch p.tform {
 			case tfScheme, tfColon, tfSlash:

@@ -105,6 +105,13 @@ type RequestInfo struct {
 	// Content-Length, or a chunked body (even one holding only the last
 	// chunk).
 	HasBody bool
+	// HeadLen is the bytes of the head: the request line (and empty lines
+	// before it) and the header section, up to its final CRLF.
+	HeadLen int32
+	// QueryStart and QueryEnd locate the query of the request-target
+	// (after the first '?'), as offsets from the head's first byte; both
+	// are 0 when the target has no '?'.
+	QueryStart, QueryEnd int32
 }
 
 // Parser frames the requests of one connection. Its state lives in
@@ -150,6 +157,8 @@ type Parser struct {
 	tform  uint8  // tf*: what the request-target's first bytes made of it
 	pct    uint8  // hex digits still owed by a '%' in the request-target
 	hostSt uint8  // hs*: where a Host value's check is
+	qStart int32  // offset of the query in the head (after '?'); 0: none
+	qEnd   int32  // offset of the end of the request-target, when qStart != 0
 
 	// body
 	remaining int64 // body or chunk-data bytes still to skip
@@ -263,6 +272,7 @@ func (p *Parser) finish() Result {
 	p.mword, p.mlen = 0, 0
 	p.bodyTotal = 0
 	p.method, p.tform, p.pct = 0, tfNone, 0
+	p.qStart = 0
 	return Request
 }
 

@@ -460,6 +460,10 @@ func eventsMatch(got, want []event) bool {
 		if w.M == 0 {
 			g.M = 0 // tables name the method only where it matters
 		}
+		if w.Req.HeadLen == 0 {
+			// Tables locate the head and query only where it matters.
+			g.Req.HeadLen, g.Req.QueryStart, g.Req.QueryEnd = 0, 0, 0
+		}
 		if g != w {
 			return false
 		}
@@ -563,7 +567,7 @@ func TestContinueOffset(t *testing.T) {
 	if r != Continue || n != len(head) {
 		t.Fatalf("got %d %v, want %d Continue", n, r, len(head))
 	}
-	if got := p.Request(); got != (RequestInfo{MethodPost, 1, true, true}) {
+	if got := p.Request(); got != (RequestInfo{Method: MethodPost, Minor: 1, KeepAlive: true, HasBody: true, HeadLen: int32(len(head))}) {
 		t.Fatalf("head info %+v", got)
 	}
 	n2, r := p.Feed(in[n:])
@@ -571,7 +575,7 @@ func TestContinueOffset(t *testing.T) {
 		t.Fatalf("body: got %d %v", n2, r)
 	}
 	n3, r := p.Feed(in[n+n2:])
-	if r != Request || n3 != len(in)-n-n2 || p.Request() != (RequestInfo{MethodGet, 1, true, false}) {
+	if r != Request || n3 != len(in)-n-n2 || p.Request() != (RequestInfo{Method: MethodGet, Minor: 1, KeepAlive: true, HeadLen: int32(len(wrkGET))}) {
 		t.Fatalf("next: got %d %v %+v", n3, r, p.Request())
 	}
 }
@@ -628,6 +632,37 @@ func TestStrings(t *testing.T) {
 	for r, s := range map[Result]string{NeedMore: "NeedMore", Continue: "Continue", Request: "Request", Error: "Error", 9: "Result?"} {
 		if r.String() != s {
 			t.Errorf("%d: %q", r, r.String())
+		}
+	}
+}
+
+// TestQueryLocated: the head's length and the query's place in it, the
+// same however the input is split.
+func TestQueryLocated(t *testing.T) {
+	for _, c := range []struct {
+		in                string
+		qStart, qEnd, off int // off: where the request starts in in (after a first one)
+	}{
+		{"GET /?status=503 HTTP/1.1\r\nHost: a\r\n\r\n", 6, 16, 0},
+		{"GET /a/b?x=1&y=%41?z HTTP/1.1\r\nHost: a\r\n\r\n", 9, 20, 0},
+		{"GET /? HTTP/1.1\r\nHost: a\r\n\r\n", 6, 6, 0},
+		{"\r\nGET /p?q HTTP/1.1\r\nHost: a\r\n\r\n", 9, 10, 0},
+		{"GET http://a/p?q HTTP/1.1\r\nHost: a\r\n\r\n", 15, 16, 0},
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 0, 0},
+		{wrkGET + "GET /?delay=1ms HTTP/1.1\r\nHost: a\r\n\r\n", 6, 15, len(wrkGET)},
+		{"POST /?echo=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 7, 13, 0},
+	} {
+		in := []byte(c.in)
+		head := strings.Index(c.in[c.off:], "\r\n\r\n") + 4
+		for k := 0; k <= len(in); k++ {
+			evs := run(t, Limits{}, in[:k], in[k:])
+			last := evs[len(evs)-1]
+			if last.R != Request {
+				t.Fatalf("%q split at %d: %s", c.in, k, fmtEvents(evs))
+			}
+			if r := last.Req; int(r.HeadLen) != head || int(r.QueryStart) != c.qStart || int(r.QueryEnd) != c.qEnd {
+				t.Fatalf("%q split at %d: head %d query [%d,%d), want %d [%d,%d)", c.in, k, r.HeadLen, r.QueryStart, r.QueryEnd, head, c.qStart, c.qEnd)
+			}
 		}
 	}
 }
