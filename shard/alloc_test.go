@@ -93,14 +93,14 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 	}
 	e.init(cfg, tb, nil)
 	var h http1
-	h.reset(cfg.Limits, 0)
+	h.reset(cfg.Limits, 0, nil)
 	var q answerQueue
 	req := []byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
 	allocs := testing.AllocsPerRun(10_000, func() {
 		if n, end := h.feed(req, false, &q, &e.env); n != len(req) {
 			t.Fatalf("fed %d of %d bytes", n, len(req))
 		} else if end != keepOpen {
-			h.reset(cfg.Limits, 0) // the close mix ended it: a new connection
+			h.reset(cfg.Limits, 0, nil) // the close mix ended it: a new connection
 		}
 		q.drop(&e.sets)
 	})

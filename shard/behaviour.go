@@ -29,6 +29,10 @@ func (c *Config) behaviour() Behaviour {
 // there) and never changed after.
 type table struct {
 	rs        *responses
+	kinds     []kindInfo // by kind (status, then body size)
+	server    string     // what custom answers (knobs) say in Server,
+	ctype     string     // Content-Type,
+	headers   string     // and the configured header lines, each ending in CRLF
 	keepMax   uint32
 	closePPM  uint32
 	statusCum []uint32
@@ -45,8 +49,11 @@ func newTable(b Behaviour) (*table, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &table{
+	r := b.Response
+	t := &table{
 		rs:        rs,
+		server:    r.Server,
+		ctype:     r.ContentType,
 		keepMax:   uint32(max(b.KeepAliveRequests, 0)),
 		closePPM:  b.ClosePerMillion,
 		statusCum: cumulative(b.Response.StatusMix),
@@ -55,7 +62,36 @@ func newTable(b Behaviour) (*table, error) {
 		delays:    delayTable(b.Delay, b.DelayMix),
 		delayCum:  cumulative(b.DelayMix),
 		delayBkt:  delayBuckets(delayTable(b.Delay, b.DelayMix)),
-	}, nil
+	}
+	if t.server == "" {
+		t.server = "zerosys"
+	}
+	if t.ctype == "" {
+		t.ctype = "text/plain"
+	}
+	for _, h := range r.Headers {
+		t.headers += h + "\r\n"
+	}
+	status := r.Status
+	if status == 0 {
+		status = 200
+	}
+	statuses := []int{status}
+	for _, sh := range r.StatusMix {
+		statuses = append(statuses, sh.Value)
+	}
+	for _, st := range statuses {
+		for range 1 + len(r.SizeMix) {
+			t.kinds = append(t.kinds, kindInfo{status: st})
+		}
+	}
+	return t, nil
+}
+
+// kindInfo is what custom answers need of a prepared kind (its body they
+// take from the response set).
+type kindInfo struct {
+	status int
 }
 
 // DelayBounds are the upper bounds of the delay histogram's buckets
@@ -109,6 +145,7 @@ func (e *engine) setDraws(t *table) {
 	env.keepMax, env.closePPM = t.keepMax, t.closePPM
 	env.statusCum, env.sizeCum, env.sizes = t.statusCum, t.sizeCum, t.sizes
 	env.delays, env.delayCum, env.delayBkt = t.delays, t.delayCum, t.delayBkt
+	env.table = t
 }
 
 // maxStatus bounds the status codes answers are counted by (100-999).
@@ -117,11 +154,15 @@ const maxStatus = 1000
 // noteStatuses adds the statuses rs answers with to those published.
 func (e *engine) noteStatuses(rs *responses) {
 	for v := range rs {
-		st := rs[v].status
-		if st <= 0 || st >= maxStatus || e.statusSeen[st] {
-			continue
+		if st := rs[v].status; st > 0 && st < maxStatus && !e.statusSeen[st] {
+			e.noteStatus(st)
 		}
-		e.statusSeen[st] = true
-		e.statuses = append(e.statuses, uint16(st))
 	}
+}
+
+// noteStatus publishes the answers of status st from now on. The list
+// grows at most to the 900 final statuses, each once.
+func (e *engine) noteStatus(st int) {
+	e.statusSeen[st] = true
+	e.statuses = append(e.statuses, uint16(st))
 }

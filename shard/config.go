@@ -72,6 +72,15 @@ type Config struct {
 	Delay    time.Duration
 	DelayMix []Share
 
+	// RequestKnobs lets a request's query override the behaviour for its
+	// own answer: status, size, delay, close, header (repeatable) and echo,
+	// each in the syntax of the flag of the same name; bounded by MaxDelay
+	// (default 10s) and MaxBodySize (default 1 MiB). A malformed or out of
+	// bounds knob is answered 400, saying which and why.
+	RequestKnobs bool
+	MaxDelay     time.Duration
+	MaxBodySize  int
+
 	// Logger receives the shard's rare reports (a failing io_uring_enter,
 	// a teardown that hit its bound); nil means slog.Default().
 	Logger *slog.Logger
@@ -99,6 +108,8 @@ func (c *Config) setDefaults() {
 	defd(&c.IdleTimeout, 75*time.Second)
 	defd(&c.SendTimeout, 60*time.Second)
 	defd(&c.LingerTimeout, 5*time.Second)
+	defd(&c.MaxDelay, 10*time.Second)
+	def(&c.MaxBodySize, 1<<20)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

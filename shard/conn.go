@@ -263,15 +263,24 @@ func (e *engine) send(c *conn) {
 		c.out.set = h.set
 		e.sets.hold(h.set) // the batch's own: the run may be dropped while the send is in flight
 	}
-	p := &e.sets.at(c.out.set)[h.v]
-	if c.out.end == 0 {
-		c.out.k = min(h.count, uint32(p.k))
-		c.out.end = c.out.k * uint32(len(p.one))
+	var b []byte
+	if h.v == vCustom {
+		x := &c.h1.cust
+		if c.out.end == 0 {
+			c.out.k, c.out.end = 1, x.total()
+		}
+		b = x.segment(c.out.off) // one segment per send
+	} else {
+		p := &e.sets.at(c.out.set)[h.v]
+		if c.out.end == 0 {
+			c.out.k = min(h.count, uint32(p.k))
+			c.out.end = c.out.k * uint32(len(p.one))
+		}
+		b = p.many[c.out.off:c.out.end]
 	}
-	last := c.q.len == 1 && h.count == c.out.k
+	last := c.q.len == 1 && h.count == c.out.k && c.out.off+uint32(len(b)) == c.out.end
 	link := last && c.phase == phaseFinishing && !c.recvArmed && c.ops == 0 && (!c.linger || c.peerEOF)
-	b := p.many[c.out.off:c.out.end]
-	c.out.zc = e.cfg.SendZC && len(b) >= zcMin
+	c.out.zc = e.cfg.SendZC && len(b) >= zcMin && h.v != vCustom
 	if c.out.zc {
 		e.sets.hold(c.out.set) // the zero-copy op's own reference, returned by its notification
 		e.push(action{kind: actSendZC, fd: c.fd, buf: b, link: link, ud: packZC(c.gen, c.slot, c.out.set)})
@@ -318,7 +327,7 @@ func (e *engine) onSend(c *conn, res int32) {
 		}
 		return // short send: step sends the rest
 	}
-	e.byStatus[e.sets.at(c.out.set)[c.q.first().v].status] += uint64(c.out.k)
+	e.countAnswers(c, c.q.first().v, c.out.k)
 	c.q.pop(c.out.k, &e.sets)
 	e.endBatch(c)
 }
@@ -401,7 +410,7 @@ func (e *engine) open(fd int32) *conn {
 	c := &e.conns[slot]
 	*c = conn{fd: fd, gen: c.gen, slot: slot, phase: phaseOpen}
 	c.in.reset()
-	c.h1.reset(e.cfg.Limits, e.now)
+	c.h1.reset(e.cfg.Limits, e.now, e.customBuf(slot))
 	e.local[cAccepted]++
 	e.active++
 	return c

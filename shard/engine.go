@@ -1,7 +1,10 @@
 package shard
 
 import (
+	"cmp"
 	"time"
+
+	"zerosys/shard/httpwire"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +56,11 @@ type engine struct {
 	byStatus   [maxStatus]uint64
 	statusSeen [maxStatus]bool
 	statuses   []uint16
+
+	// With RequestKnobs: each slot's custom buffer (see custom.go), and
+	// the scratch one request's knobs are read into.
+	custom []byte
+	knobs  knobs
 }
 
 // init builds the engine in place for cfg (defaults set) with the
@@ -86,6 +94,16 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 	}
 	e.setDraws(t)
 	e.noteStatuses(t.rs)
+	if cfg.RequestKnobs {
+		lim := cfg.Limits
+		lim.MaxRequestLine = cmp.Or(lim.MaxRequestLine, httpwire.DefaultMaxRequestLine)
+		lim.MaxHeaderBytes = cmp.Or(lim.MaxHeaderBytes, httpwire.DefaultMaxHeaderBytes)
+		// Pages are touched only as connections use them.
+		e.custom = make([]byte, cfg.MaxConns*(customHeadroom+lim.MaxRequestLine+lim.MaxHeaderBytes))
+		e.env.knobs = &e.knobs
+		e.env.knobLim = knobLimits{maxDelay: int64(cfg.MaxDelay), maxSize: int64(cfg.MaxBodySize)}
+		e.env.pattern = patternBody(cfg.MaxBodySize)
+	}
 	if pool == nil {
 		e.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
 	} else {

@@ -514,6 +514,14 @@ func (k *fakeKernel) checkAnswers(s *fakeSock) {
 		}
 	}
 	closing := last >= v400 && last < kindBase || isClose(last)
+	if last == vCustom {
+		for i := len(s.answers) - 1; i >= 0; i-- {
+			if s.answers[i] == vCustom {
+				closing = bytes.Contains(s.queued[i], []byte("\r\nConnection: close\r\n"))
+				break
+			}
+		}
+	}
 	if !s.misbehave && !closing && final != s.requests {
 		k.fail("slot %d: the peer sent %d requests, %d were answered", s.slot, s.requests, final)
 	}
@@ -607,4 +615,21 @@ func (k *fakeKernel) dump() string {
 		}
 	}
 	return b.String()
+}
+
+// completeAll completes every pending operation of kind kind, whole and
+// without error (how 2), until none is left or a recv has nothing to read.
+func (k *fakeKernel) completeAll(kind actKind) {
+	for range 100 {
+		done := false
+		for _, o := range append([]*fakeOp(nil), k.ops...) {
+			if o.a.kind == kind && k.pending(o) && !o.behind && (kind != actRecv || len(o.sock.rx) > 0) {
+				k.complete(o, 2)
+				done = true
+			}
+		}
+		if !done {
+			return
+		}
+	}
 }

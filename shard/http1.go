@@ -34,10 +34,16 @@ type protoEnv struct {
 	delayBkt   []uint8   // each delay's histogram bucket
 	delayed    *uint64   // counter: answers delayed
 	delayHist  *delayHist
-	closePPM   uint32  // close after an answer with this probability, per million
-	rng        *uint64 // the shard's random state (splitmix64)
-	requests   *uint64 // counter: complete requests framed
-	rejected   *uint64 // counter: requests refused
+	table      *table // the current behaviour
+
+	// Per-request knobs; knobs is nil when they are off.
+	knobs    *knobs     // the shard's scratch for one request's knobs
+	knobLim  knobLimits //
+	pattern  []byte     // letters a-z over and over: size knobs' bodies are prefixes
+	closePPM uint32     // close after an answer with this probability, per million
+	rng      *uint64    // the shard's random state (splitmix64)
+	requests *uint64    // counter: complete requests framed
+	rejected *uint64    // counter: requests refused
 }
 
 // endByPolicy reports whether the connection ends after its n-th answer
@@ -102,15 +108,19 @@ func draw(state *uint64, n uint32) uint32 {
 
 // http1 is one connection's HTTP/1.1 state.
 type http1 struct {
+	cust       custom // the custom answer (knobs) and the head capture
 	parser     httpwire.Parser
 	midRequest bool   // the parser holds part of a request
 	answers    uint32 // requests framed on this connection
 	reqStart   int64  // monotonic ns: the current request's first byte (or the accept)
 }
 
-func (h *http1) reset(lim httpwire.Limits, now int64) {
+// reset prepares h for a new connection; buf is its custom buffer (nil
+// without knobs).
+func (h *http1) reset(lim httpwire.Limits, now int64, buf []byte) {
 	h.parser.Reset(lim)
 	h.midRequest, h.answers, h.reqStart = false, 0, now
+	h.cust = custom{buf: buf}
 }
 
 // waitingForHead reports whether the connection owes us a request head: it
@@ -125,6 +135,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 	total := len(b)
 	for len(b) > 0 && !q.full(env.maxPending) {
 		n, r := h.parser.Feed(b)
+		fed := b[:n]
 		b = b[n:]
 		switch r {
 		case httpwire.NeedMore:
@@ -134,15 +145,32 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 					h.reqStart = env.now
 				}
 			}
+			if env.knobs != nil {
+				h.capture(fed)
+			}
 		case httpwire.Continue:
 			q.push(vContinue, env.sets)
+			if env.knobs != nil {
+				h.capture(fed)
+			}
 		case httpwire.Request:
 			*env.requests++
 			h.midRequest = false
 			h.answers++
 			req := h.parser.Request()
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
-			q.pushAt(kindVariant(env.kind(), answerVariant(req, closeAfter)), env.due(), env.sets)
+			v, at, knobbed := variant(0), int64(0), false
+			if req.QueryStart != 0 && env.knobs != nil {
+				v, at, closeAfter, knobbed = h.answerKnobs(h.head(fed, req), req, closeAfter, env)
+			}
+			h.cust.capLen = 0
+			if !knobbed {
+				v, at = kindVariant(env.kind(), answerVariant(req, closeAfter)), env.due()
+			}
+			q.pushAt(v, at, env.sets)
+			if debugChecks && traceAnswers != nil && v == vCustom {
+				traceAnswers(q, v, h.cust.bytes())
+			}
 			if closeAfter {
 				// Linger when input may still come: bytes already here,
 				// or a client that expected to keep the connection
@@ -155,6 +183,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			}
 		case httpwire.Error:
 			*env.rejected++
+			h.cust.capLen = 0
 			q.push(errorVariant(h.parser.Status(), h.parser.Method() == httpwire.MethodHead), env.sets)
 			// The rest of the request may still be arriving: read it away
 			// so our answer is not destroyed by a reset.

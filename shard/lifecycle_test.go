@@ -3,6 +3,7 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,11 +20,20 @@ var requestMenu = []string{
 	"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 	"BAD\r\n\r\n",
 	"GET / HTTP/2.0\r\n\r\n",
+	// Knobs (with RequestKnobs; else plain paths).
+	"GET /?status=503:50,201&size=30&cb=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /x?echo=1&header=X-K:v HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n",
+	"HEAD /?status=204&header=X-K:v HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /?delay=60ms:50&close=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+	"GET /?status=abc HTTP/1.1\r\nHost: a\r\n\r\n",
+	"POST /?size=25000:50,9 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+	"GET /?status=299 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
 }
 
 // lifecycleConfig derives an engine configuration from a fuzz input's
 // first byte: receive path, close mode, zero-copy large answers, the
-// keep-alive limit, the close mix, status and size mixes, delays.
+// keep-alive limit, the close mix, status and size mixes, delays,
+// per-request knobs.
 func lifecycleConfig(b byte) Config {
 	cfg := Config{
 		MaxConns:      4,
@@ -52,6 +62,9 @@ func lifecycleConfig(b byte) Config {
 	if b&32 != 0 {
 		cfg.Response.StatusMix = []Share{{Value: 503, PPM: 300_000}}
 		cfg.Response.SizeMix = []Share{{Value: 0, PPM: 200_000}, {Value: 40, PPM: 300_000}}
+	}
+	if b&128 != 0 {
+		cfg.RequestKnobs, cfg.MaxBodySize, cfg.MaxDelay = true, 32768, time.Second
 	}
 	if b&64 != 0 {
 		// Delays: some answers wait 60 ms, some 600 ms (time moves in
@@ -234,6 +247,10 @@ var lifecycleSeeds = [][]byte{
 	// delays: pipelined answers held back, time passing, a peer leaving
 	{64, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0, 0, 3, 0, 0, 8, 2, 3, 0, 0, 8, 20, 3, 0, 0, 6, 0, 8, 20},
 	{64 | 1 | 4, 0, 0, 1, 0, 0, 1, 0, 0, 3, 0, 0, 9, 1, 8, 3, 3, 0, 0, 7, 0, 8, 30},
+	// knobs: custom answers (status, size, echo, a bad knob), split heads,
+	// a behaviour change and a drain while they wait
+	{128, 0, 0, 1, 0, 10, 3, 0, 2, 3, 0, 2, 1, 0x85, 11, 3, 0, 2, 1, 0, 11, 3, 0, 2, 3, 0, 2, 1, 0, 12, 1, 0, 13, 3, 0, 2, 3, 0, 2, 8, 3, 3, 0, 2, 6, 0},
+	{128 | 1 | 64, 0, 0, 1, 0, 15, 1, 0, 14, 3, 0, 2, 3, 0, 2, 9, 2, 3, 0, 2, 1, 0, 16, 3, 0, 2, 8, 5, 3, 1, 2, 9, 0, 3, 0, 2},
 }
 
 // TestLifecycleSeeds runs the seeds as a plain test.
@@ -378,5 +395,45 @@ func TestLifecycleDrainWithDelayedAnswers(t *testing.T) {
 	}
 	if !bytes.Contains(s.tx, []byte("Connection: close")) {
 		t.Errorf("nothing sent said Connection: close: %q", s.tx)
+	}
+}
+
+// TestLifecycleKnobs: a request's knobs shape its own answer, built in
+// the connection's buffer; the next request gets the usual one.
+func TestLifecycleKnobs(t *testing.T) {
+	for _, c := range []struct {
+		req  string
+		want []string // in the answer, in order
+	}{
+		{"GET /?status=503&size=30 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 503 Service Unavailable\r\n", "Content-Length: 30\r\n", "\r\nabcdefghijklmnopqrstuvwxyzabc\nHTTP/1.1 200 OK"}},
+		{"GET /?size=25000 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 25000\r\n", "\r\nabcdef", "ghijklm\nHTTP/1.1 200 OK"}},
+		{"GET /e?echo=1&header=X-K:v HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n", []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 56\r\n", "X-K: v\r\n\r\nGET /e?echo=1&header=X-K:v HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\nHTTP/1.1 200 OK"}},
+		{"HEAD /?status=204 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 204 No Content\r\n", "GMT\r\n\r\nHTTP/1.1 200 OK"}},
+		{"GET /?status=299&close=1 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 299 Status 299\r\n", "Connection: close\r\n", "Have a nice day!"}},
+		{"GET /?status=abc HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 400 Bad Request\r\n", "Connection: close\r\n", "Bad Request: status: want a final status"}},
+	} {
+		cfg := lifecycleConfig(128)
+		cfg.RecvBuffer = 4096
+		k := newFakeKernel(t, cfg)
+		k.connect()
+		s := k.socks[0]
+		// Split in two reads: the head is kept across them.
+		s.send(c.req[:9])
+		k.whole = true
+		k.completeAll(actRecv)
+		s.send(c.req[9:] + requestMenu[0])
+		k.completeAll(actRecv)
+		k.completeAll(actSend)
+		got := string(s.tx)
+		for _, w := range c.want {
+			i := strings.Index(got, w)
+			if i < 0 {
+				t.Errorf("%q: answer %q lacks %q", c.req, s.tx, w)
+				break
+			}
+			got = got[i+len(w):]
+		}
+		s.peerEOF = true
+		k.quiesce()
 	}
 }

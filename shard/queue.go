@@ -20,6 +20,7 @@ type answerQueue struct {
 	runs    [maxRuns]run
 	head    uint8
 	len     uint8
+	custom  bool   // a custom answer (vCustom) is queued: the connection's only one
 	pending uint32 // answers queued
 }
 
@@ -38,10 +39,13 @@ func (q *answerQueue) push(v variant, sets *respSets) { q.pushAt(v, 0, sets) }
 // not to be sent before at.
 func (q *answerQueue) pushAt(v variant, at int64, sets *respSets) {
 	set := sets.cur
-	if debugChecks && traceAnswers != nil {
+	if debugChecks && traceAnswers != nil && v != vCustom {
 		traceAnswers(q, v, sets.at(set)[v].one)
 	}
 	q.pending++
+	if v == vCustom {
+		q.custom = true
+	}
 	if q.len > 0 {
 		last := &q.runs[(int(q.head)+int(q.len)-1)%maxRuns]
 		if last.v == v && last.at == at && last.set == set {
@@ -64,6 +68,9 @@ func (q *answerQueue) pop(k uint32, sets *respSets) {
 	q.pending -= k
 	if r.count == 0 {
 		sets.release(r.set)
+		if r.v == vCustom {
+			q.custom = false
+		}
 		q.head = (q.head + 1) % maxRuns
 		q.len--
 	}
@@ -75,11 +82,11 @@ func (q *answerQueue) drop(sets *respSets) {
 		sets.release(q.runs[q.head].set)
 		q.head = (q.head + 1) % maxRuns
 	}
-	q.head, q.pending = 0, 0
+	q.head, q.pending, q.custom = 0, 0, false
 }
 
 // full reports whether no further request may be framed until answers
 // drain: this is what bounds a client that pipelines faster than it reads.
 func (q *answerQueue) full(maxPending uint32) bool {
-	return q.len >= maxRuns || q.pending >= maxPending
+	return q.len >= maxRuns || q.pending >= maxPending || q.custom
 }

@@ -116,10 +116,20 @@ const batchBytes = 256 << 10
 // prepared is a variant's bytes: one copy, and up to maxBatch back to back.
 type prepared struct {
 	status int
+	body   int // bytes of body at the end of one
 	one    []byte
 	many   []byte // k copies of one
 	k      int
 	date   int // offset of the Date value in one; -1: none
+}
+
+// bodyOf is the body of a prepared answer (a GET's), in its own bytes.
+func (p *prepared) bodyOf() []byte { return p.one[len(p.one)-p.body:] }
+
+// date is the Date value rs's answers carry.
+func (rs *responses) date() []byte {
+	p := &rs[vOK]
+	return p.one[p.date : p.date+dateLen]
 }
 
 // dateLen is the length of an IMF-fixdate (RFC 9110 §5.6.7).
@@ -221,10 +231,15 @@ func buildResponses(r Response) (*responses, error) {
 	if server == "" {
 		server = "zerosys"
 	}
+	extraLen := len(server) + len(r.ContentType)
 	for _, h := range r.Headers {
 		if err := checkHeaderLine(h); err != nil {
 			return nil, err
 		}
+		extraLen += len(h) + 2
+	}
+	if extraLen > maxExtraHeaders {
+		return nil, fmt.Errorf("shard: the extra headers, Server and Content-Type take %d bytes; at most %d", extraLen, maxExtraHeaders)
 	}
 	var rs responses
 	now := string(appendDate(nil, time.Now()))
@@ -292,6 +307,9 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 			msg = append(msg, body...)
 		}
 		rs[base+sub] = newPrepared(status, msg)
+		if !head {
+			rs[base+sub].body = len(body)
+		}
 	}
 	answer(vOK, "", false)
 	answer(vOKKeep10, "keep-alive", false)
@@ -364,15 +382,6 @@ func checkHeaderLine(h string) error {
 
 func isTokenChar(c byte) bool {
 	return c > ' ' && c < 0x7f && !strings.ContainsRune("\"(),/:;<=>?@[\\]{}", rune(c))
-}
-
-// statusOf lists each variant's status code, for Stats.
-func (rs *responses) statusOf() *[numVariants]int {
-	var s [numVariants]int
-	for v := range rs {
-		s[v] = rs[v].status
-	}
-	return &s
 }
 
 // clone returns a deep copy of rs: the same bytes in memory of its own.

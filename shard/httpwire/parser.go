@@ -197,6 +197,14 @@ func (p *Parser) Limits() Limits { return p.lim }
 // fields; it stays unchanged until the next request's head is parsed.
 func (p *Parser) Request() RequestInfo { return p.req }
 
+// InHead reports whether the current request's head is not complete yet
+// (it may not have started).
+func (p *Parser) InHead() bool { return p.state <= stHdrLast && p.flags&fTrailer == 0 }
+
+// MayHaveQuery reports whether the current request-target has a query, or
+// is not complete yet, so the head may have to be kept for its query.
+func (p *Parser) MayHaveQuery() bool { return p.state <= stLineLast || p.qStart != 0 }
+
 // Method returns the method class of the request being parsed once its
 // method is complete, and 0 before. After an Error it tells whether the
 // answer is to a HEAD (and so must carry no body, RFC 9110 §9.3.2).
