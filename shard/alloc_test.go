@@ -108,3 +108,40 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 		t.Errorf("%.2f allocations per request with mixes, want 0", allocs)
 	}
 }
+
+// TestZeroAllocsWithKnobs: requests whose knobs build custom answers (a
+// drawn status and size, a header, an echo, a refused knob) allocate
+// nothing, also with heads split across reads.
+func TestZeroAllocsWithKnobs(t *testing.T) {
+	var e engine
+	cfg := Config{MaxConns: 1, RequestKnobs: true, MaxBodySize: 100_000}
+	cfg.setDefaults()
+	tb, err := newTable(cfg.behaviour())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.init(cfg, tb, nil)
+	c := &e.conns[0]
+	c.h1.reset(cfg.Limits, 0, e.customBuf(0))
+	for _, req := range []string{
+		"GET /?status=503:50,201&size=100:50,50000&header=X-K:v&delay=0:90,1ms:10 HTTP/1.1\r\nHost: t\r\n\r\n",
+		"GET /x?echo=1&cb=7 HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
+		"GET /?status=nope HTTP/1.1\r\nHost: t\r\n\r\n",
+	} {
+		b := []byte(req)
+		allocs := testing.AllocsPerRun(2000, func() {
+			for _, part := range [][]byte{b[:11], b[11:]} { // the query split across reads
+				if _, end := c.h1.feed(part, false, &c.q, &e.env); end != keepOpen {
+					c.h1.reset(cfg.Limits, 0, e.customBuf(0)) // the 400 ended it: a new connection
+				}
+			}
+			if c.q.pending != 1 || c.q.first().v != vCustom {
+				t.Fatalf("%q: queued %d answers, first %d; want one custom", req, c.q.pending, c.q.first().v)
+			}
+			c.q.drop(&e.sets)
+		})
+		if allocs != 0 {
+			t.Errorf("%q: %.2f allocations per request, want 0", req, allocs)
+		}
+	}
+}

@@ -55,6 +55,8 @@ type config struct {
 	delay             time.Duration // the delay the remainder gets
 	delayMix          []shard.Share // Value in microseconds
 	maxDelay          time.Duration
+	requestKnobs      bool
+	maxBodySize       int
 
 	maxHeaderBytes int
 	maxBodyBytes   int64
@@ -123,7 +125,7 @@ var flagGroups = []struct {
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
-	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by"}},
+	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by", "request-knobs", "max-body-size"}},
 	{"Operations", []string{"metrics-addr", "admin-token", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
 
@@ -160,6 +162,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
 	fs.StringVar(&c.delaySpec, "delay", "0", "hold each answer back this long, or a mix like 1ms:90,50ms:9,1s:1 (the rest: no delay); drawn per request, no syscall")
 	fs.DurationVar(&c.maxDelay, "max-delay", 10*time.Second, "the longest --delay allowed")
+	fs.BoolVar(&c.requestKnobs, "request-knobs", true, "let a request's query shape its own answer: status, size, delay, close=1, header=Name:Value, echo=1 (e.g. /?status=503:20&delay=10ms); false ignores them")
+	fs.IntVar(&c.maxBodySize, "max-body-size", 1<<20, "the largest body a size knob may ask for (a prepared pattern buffer of this size per shard)")
 	fs.IntVar(&c.keepaliveRequests, "keepalive-requests", 0, "close a connection after this many answers, as nginx's keepalive_requests (0: no limit)")
 	fs.Float64Var(&c.closePercent, "close", 0, "close the connection after this percentage of answers, drawn per answer (connection churn for load-balancer tests), e.g. 5 or 0.1")
 	fs.Uint64Var(&c.seed, "seed", 0, "seed of the per-shard random draws (--close), so a run can be repeated (0: a new seed each start, logged)")
@@ -290,6 +294,9 @@ func (c *config) validate() error {
 			errs = append(errs, err)
 		}
 		c.delay, c.delayMix = time.Duration(us)*time.Microsecond, mix
+	}
+	if c.maxBodySize < 0 || c.maxBodySize > 64<<20 {
+		bad("--max-body-size %d: want 0 to 67108864 bytes", c.maxBodySize)
 	}
 	if c.keepaliveRequests < 0 {
 		bad("--keepalive-requests %d: want 0 (no limit) or more", c.keepaliveRequests)

@@ -99,14 +99,21 @@ func straceCount(t *testing.T, pid int, f func()) (int, string) {
 func TestZeroSyscallsPerRequest(t *testing.T) {
 	needTool(t, "strace")
 	cpus := needCPUs(t, 2)
-	for _, mode := range []string{"keepalive", "close", "delay"} {
+	for _, mode := range []string{"keepalive", "close", "delay", "knobs"} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"--sqpoll", "on", "--idle", "spin", "--mode", mode,
 				"--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1])}
-			if mode == "delay" {
+			path := "/"
+			switch mode {
+			case "delay":
 				// Every answer waits 1 ms in the shard's timers.
 				args[5] = "keepalive"
 				args = append(args, "--delay", "1ms")
+			case "knobs":
+				// Every answer built for its request: drawn status and
+				// size, an extra header, one in ten delayed.
+				args[5] = "keepalive"
+				path = "/?status=503:50,200&size=100:50,2000&header=X-K:v&delay=0:90,1ms:10&cb=1"
 			}
 			p := startZerosys(t, args...)
 			pid := p.cmd.Process.Pid
@@ -120,7 +127,7 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 			before := p.scrape(t)
 			var requests atomic.Int64
 			busyStart := time.Now()
-			busy, summary := straceCount(t, pid, func() { loadUntil(t, p.addr, mode == "close", window, 4000, 8*window, &requests) })
+			busy, summary := straceCount(t, pid, func() { loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, &requests) })
 			busyDur := time.Since(busyStart)
 			after := p.scrape(t)
 			n := requests.Load()
@@ -146,7 +153,7 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 			// ever does in service.
 			before = p.scrape(t)
 			var plain atomic.Int64
-			loadUntil(t, p.addr, mode == "close", window, 4000, 8*window, &plain)
+			loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, &plain)
 			after = p.scrape(t)
 			plainEnters := after.sum("zerosys_io_uring_enter_total") - before.sum("zerosys_io_uring_enter_total")
 			t.Logf("%s without strace: %d requests, io_uring_enter by the shard: %.0f", mode, plain.Load(), plainEnters)
@@ -170,6 +177,12 @@ func load(t *testing.T, addr string, closeEach bool, d time.Duration, count *ato
 // window may not carry enough requests for a claim about each of them.
 func loadUntil(t *testing.T, addr string, closeEach bool, least time.Duration, minCount int64, most time.Duration, count *atomic.Int64) {
 	t.Helper()
+	loadPath(t, addr, "/", closeEach, least, minCount, most, count)
+}
+
+// loadPath is loadUntil requesting path.
+func loadPath(t *testing.T, addr, path string, closeEach bool, least time.Duration, minCount int64, most time.Duration, count *atomic.Int64) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), most)
 	defer cancel()
 	start := time.Now()
@@ -184,7 +197,11 @@ func loadUntil(t *testing.T, addr string, closeEach bool, least time.Duration, m
 	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
-	req := []byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: t\r\n\r\n")
+	suffix := "Have a nice day!"
+	if path != "/" {
+		suffix = "\n" // a size knob's pattern body
+	}
 	for range 8 {
 		wg.Add(1)
 		go func() {
@@ -216,7 +233,7 @@ func loadUntil(t *testing.T, addr string, closeEach bool, least time.Duration, m
 					}
 					c.Close()
 					c = nil
-				} else if err := readAnswer(c, buf); err != nil {
+				} else if err := readAnswerEnding(c, buf, suffix); err != nil {
 					errs <- err
 					return
 				}
@@ -233,7 +250,10 @@ func loadUntil(t *testing.T, addr string, closeEach bool, least time.Duration, m
 
 // readAnswer reads one default answer (whatever its header lines) into
 // buf: the head up to its empty line, then Content-Length bytes of body.
-func readAnswer(c net.Conn, buf []byte) error {
+func readAnswer(c net.Conn, buf []byte) error { return readAnswerEnding(c, buf, "Have a nice day!") }
+
+// readAnswerEnding is readAnswer for an answer whose body ends in suffix.
+func readAnswerEnding(c net.Conn, buf []byte, suffix string) error {
 	n := 0
 	for {
 		if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
@@ -253,7 +273,7 @@ func readAnswer(c net.Conn, buf []byte) error {
 			if _, err := io.ReadFull(c, buf[n:total]); err != nil {
 				return err
 			}
-			if !bytes.HasSuffix(buf[:total], []byte("Have a nice day!")) {
+			if !bytes.HasSuffix(buf[:total], []byte(suffix)) {
 				return fmt.Errorf("unexpected answer %q", buf[:total])
 			}
 			return nil

@@ -185,6 +185,9 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Delay:             b.Delay,
 			DelayMix:          b.DelayMix,
 			ClosePerMillion:   b.ClosePerMillion,
+			RequestKnobs:      cfg.requestKnobs,
+			MaxDelay:          cfg.maxDelay,
+			MaxBodySize:       cfg.maxBodySize,
 			Seed:              seed,
 			Logger:            log,
 		})

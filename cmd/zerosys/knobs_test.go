@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"zerosys/shard"
+)
+
+// curlAnswer fetches url with curl and returns the head and the body.
+func curlAnswer(t *testing.T, curl string, args ...string) (head, body string) {
+	t.Helper()
+	out, err := exec.Command(curl, append([]string{"-sS", "-i"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("curl %v: %v", args, err)
+	}
+	h, b, _ := strings.Cut(string(out), "\r\n\r\n")
+	return h, b
+}
+
+// TestKnobs: each knob end to end with curl; a bad knob gets a 400 that
+// names it while other connections go on; --request-knobs=false ignores
+// them.
+func TestKnobs(t *testing.T) {
+	curl := needTool(t, "curl")
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "2", "--max-body-size", "100000", "--max-delay", "2s")
+	// A keep-alive connection that must not notice the others' knobs.
+	other, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	br := bufio.NewReader(other)
+	plain := func() {
+		t.Helper()
+		fmt.Fprint(other, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("the other connection: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	plain()
+
+	head, body := curlAnswer(t, curl, p.url("/any/path?status=503&cb=9"))
+	if !strings.HasPrefix(head, "HTTP/1.1 503 Service Unavailable") || body != "Have a nice day!" {
+		t.Errorf("status=503: %q %q", head, body)
+	}
+	head, body = curlAnswer(t, curl, p.url("/?size=70000"))
+	if want := string(shard.PatternBody(70000)); !strings.Contains(head, "Content-Length: 70000") || body != want {
+		t.Errorf("size=70000: %q and %d bytes, want the pattern body", head, len(body))
+	}
+	head, _ = curlAnswer(t, curl, p.url("/?header=X-Knob:yes&header=X-Other:two%20words"))
+	if !strings.Contains(head, "\r\nX-Knob: yes\r\n") || !strings.Contains(head, "\r\nX-Other: two words") {
+		t.Errorf("header knobs: %q", head)
+	}
+	head, _ = curlAnswer(t, curl, p.url("/?close=1"))
+	if !strings.Contains(head, "\r\nConnection: close") {
+		t.Errorf("close=1: %q", head)
+	}
+	_, body = curlAnswer(t, curl, "-H", "X-Forwarded-For: 10.1.2.3", p.url("/who?echo=1"))
+	if !strings.HasPrefix(body, "GET /who?echo=1 HTTP/1.1\r\n") || !strings.Contains(body, "\r\nX-Forwarded-For: 10.1.2.3\r\n") || !strings.HasSuffix(body, "\r\n\r\n") {
+		t.Errorf("echo=1: %q", body)
+	}
+	head, body = curlAnswer(t, curl, "-I", p.url("/?size=500&status=201"))
+	if !strings.HasPrefix(head, "HTTP/1.1 201 Created") || !strings.Contains(head, "Content-Length: 500") || body != "" {
+		t.Errorf("HEAD with knobs: %q %q", head, body)
+	}
+	t0 := time.Now()
+	curlAnswer(t, curl, p.url("/?delay=300ms"))
+	if d := time.Since(t0); d < 300*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("delay=300ms took %v", d)
+	}
+	for _, c := range []struct{ q, says string }{
+		{"status=99", "status:"}, {"size=100001", "size:"}, {"delay=3s", "delay:"},
+		{"header=Content-Length:1", "header:"}, {"close=maybe", "close:"}, {"status=503:70,500:70", "a mix"},
+	} {
+		head, body := curlAnswer(t, curl, p.url("/?"+c.q))
+		if !strings.HasPrefix(head, "HTTP/1.1 400 Bad Request") || !strings.Contains(head, "Connection: close") || !strings.HasPrefix(body, "Bad Request: "+c.says) {
+			t.Errorf("?%s: %q %q, want a 400 saying %q", c.q, head, body, c.says)
+		}
+		plain()
+	}
+	other.Close()
+	p.stop(t)
+
+	p = startZerosys(t, "--sqpoll", "off", "--request-knobs=false")
+	if head, _ := curlAnswer(t, curl, p.url("/?status=503&delay=abc")); !strings.HasPrefix(head, "HTTP/1.1 200 OK") {
+		t.Errorf("--request-knobs=false: %q", head)
+	}
+	p.stop(t)
+}
+
+// TestKnobMixRatios: a status mix in the query is drawn per request within
+// statistical bounds, and a delay mix delays about its share.
+func TestKnobMixRatios(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "2", "--seed", "5")
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReader(c)
+	const n = 4000
+	got := map[int]int{}
+	slow := 0
+	for range n {
+		t0 := time.Now()
+		fmt.Fprint(c, "GET /?status=503:25,429:5&delay=5ms:10 HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		got[resp.StatusCode]++
+		if time.Since(t0) >= 5*time.Millisecond {
+			slow++
+		}
+	}
+	for code, share := range map[int]float64{503: 0.25, 429: 0.05, 200: 0.70} {
+		sigma := math.Sqrt(n * share * (1 - share))
+		if d := math.Abs(float64(got[code]) - n*share); d > 4*sigma {
+			t.Errorf("status %d: %d of %d, want %.0f ± %.0f", code, got[code], n, n*share, 4*sigma)
+		}
+	}
+	if sigma := math.Sqrt(n * 0.1 * 0.9); math.Abs(float64(slow)-n*0.1) > 4*sigma+20 {
+		t.Errorf("%d of %d answers delayed 5 ms, want about %d", slow, n, n/10)
+	}
+	t.Logf("statuses %v, %d delayed", got, slow)
+	c.Close()
+	p.stop(t)
+}
