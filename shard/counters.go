@@ -90,7 +90,7 @@ var counterTable = [numCounters]CounterInfo{
 	cRecvNoBufs:          {"recv_nobufs_total", "", "", "Multishot recvs ended because the receive buffer pool ran dry (re-armed as buffers return).", "recv_nobufs"},
 	cDateDelayed:         {"date_refresh_delayed_total", "", "", "Date refreshes put off because every response set was read by a send.", "date_delayed"},
 	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
-	cDelayed:             {"answers_delayed_total", "", "", "Answers held back by --delay (a mix's zero delays not counted).", "delayed"},
+	cDelayed:             {"answers_delayed_total", "", "", "Answers held back (--delay, a delay knob, PUT /behaviour); zero delays are not counted.", "delayed"},
 	cBehaviourChanges:    {"behaviour_changes_total", "", "", "Behaviour changes the shard took up (PUT and DELETE /behaviour).", "behaviour_changes"},
 }
 

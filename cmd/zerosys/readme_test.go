@@ -64,6 +64,14 @@ func metricsDoc(exposition string) string {
 			continue
 		}
 		fam := labels[m[1]]
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base, ok := strings.CutSuffix(m[1], suffix); fam == nil && ok {
+				fam = labels[base] // a histogram's series
+			}
+		}
+		if fam == nil {
+			continue
+		}
 		for _, kv := range labelPair.FindAllStringSubmatch(m[2], -1) {
 			if kv[1] == "shard" || kv[1] == "cpu" {
 				continue
