@@ -11,7 +11,11 @@
 //     HAProxy) — no request may fail;
 //  2. SIGKILLs one and restores it — only requests in flight on it may
 //     fail; HAProxy's times to mark it down and up again are reported;
-//  3. in a namespace of its own, upgrades a zerosys in place: a new one
+//  3. makes one zerosys fail every request, then one slower than HAProxy's
+//     server timeout, at run time (PUT /behaviour), and reports what HAProxy
+//     did: the client requests that failed, when it marked the server down,
+//     the retries (faults.go);
+//  4. in a namespace of its own, upgrades a zerosys in place: a new one
 //     joins the port with --allow-shared-port, the old one gets SIGTERM,
 //     with net.ipv4.tcp_migrate_req 0 and 1.
 //
@@ -219,6 +223,7 @@ type lab struct {
 	dir      string
 	bin      string
 	drain    bool
+	faults   bool // the binary changes its behaviour at run time (PUT /behaviour)
 	mu       sync.Mutex
 	procs    []*proc
 	pidFile  *os.File
@@ -377,6 +382,9 @@ func (l *lab) startZS(z *zs) error {
 	if l.drain {
 		args = append(args, "--drain-delay", *flagDrainDelay, "--drain-timeout", *flagDrainTmo)
 	}
+	if l.faults {
+		args = append(args, "--admin-token", labToken)
+	}
 	args = append(args, z.extra...)
 	p, err := l.start(z.name, z.ns, args...)
 	if err != nil {
@@ -432,6 +440,9 @@ func (l *lab) haproxyConfig() (string, error) {
 			} else {
 				line = "    # " + t + " (lab: no syslog)"
 			}
+		}
+		if l.faults {
+			line = faultConfig(t, line)
 		}
 		out = append(out, line)
 	}
@@ -603,6 +614,7 @@ type phase struct {
 	kinds  [nKinds]atomic.Int64
 	conns  atomic.Int64
 	slow   atomic.Int64 // answered, but after a second or more (a dropped SYN retransmitted)
+	slow01 atomic.Int64 // answered after 100 ms or more (a retried timeout)
 	maxLat atomic.Int64
 	mu     sync.Mutex
 	codes  map[int]int64
@@ -631,6 +643,9 @@ func (p *phase) record(k kind, code int, err error, lat time.Duration) {
 	p.kinds[k].Add(1)
 	if k == kOK && lat >= time.Second {
 		p.slow.Add(1)
+	}
+	if k == kOK && lat >= 100*time.Millisecond {
+		p.slow01.Add(1)
 	}
 	for {
 		m := p.maxLat.Load()
@@ -685,7 +700,7 @@ func (p *phase) String() string {
 	}
 	p.mu.Unlock()
 	sort.Strings(errs)
-	fmt.Fprintf(&b, " new_conns=%d slow_1s=%d max_latency=%s", p.conns.Load(), p.slow.Load(), time.Duration(p.maxLat.Load()).Round(time.Millisecond))
+	fmt.Fprintf(&b, " new_conns=%d slow_100ms=%d slow_1s=%d max_latency=%s", p.conns.Load(), p.slow01.Load(), p.slow.Load(), time.Duration(p.maxLat.Load()).Round(time.Millisecond))
 	if len(errs) > 0 {
 		fmt.Fprintf(&b, " errors=[%s]", strings.Join(errs, " "))
 	}
@@ -933,7 +948,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "lab:", err)
 		return 2
 	}
-	l := &lab{dir: dir, bin: bin, drain: drain}
+	l := &lab{dir: dir, bin: bin, drain: drain, faults: strings.Contains(string(help), "--admin-token")}
 	pidPath := filepath.Join(dir, "pids")
 	if *flagPidFile != "" {
 		pidPath = *flagPidFile
@@ -983,7 +998,7 @@ func (l *lab) main(ctx context.Context, drain, shared bool) int {
 		}
 	}
 
-	// 3. In-place upgrade.
+	// 4. In-place upgrade.
 	up0, up1 := "n/a", "n/a"
 	if *flagUpgrade && ctx.Err() == nil {
 		if !shared {
@@ -999,8 +1014,13 @@ func (l *lab) main(ctx context.Context, drain, shared bool) int {
 	if ctx.Err() != nil {
 		l.fail("interrupted")
 	}
-	fmt.Printf("lab: requests=%d failed=%d rolling_failed=%d crash_failed=%d crash_down=%s crash_up=%s upgrade_failed_migrate0=%s upgrade_failed_migrate1=%s drain=%v seconds=%.1f rps=%.0f\n",
-		r.total, r.failed, r.rolling, r.crash, secs(r.crashDown), secs(r.crashUp), up0, up1, drain,
+	faults := "faults=n/a"
+	if f := r.faults; f.ran {
+		faults = fmt.Sprintf("failing_failed=%d failing_down=%s failing_downs=%d slow_failed=%d slow_retries=%d",
+			f.failFailed, secs(f.failDown), f.failDowns, f.slowFailed, f.slowRetries)
+	}
+	fmt.Printf("lab: requests=%d failed=%d rolling_failed=%d crash_failed=%d crash_down=%s crash_up=%s %s upgrade_failed_migrate0=%s upgrade_failed_migrate1=%s drain=%v seconds=%.1f rps=%.0f\n",
+		r.total, r.failed, r.rolling, r.crash, secs(r.crashDown), secs(r.crashUp), faults, up0, up1, drain,
 		r.elapsed.Seconds(), float64(r.total)/max(r.elapsed.Seconds(), 1e-9))
 	code := 0
 	if r.rolling > 0 {
@@ -1025,6 +1045,7 @@ func (l *lab) main(ctx context.Context, drain, shared bool) int {
 type lbResult struct {
 	total, failed, rolling, crash, steady int64
 	crashDown, crashUp, elapsed           time.Duration
+	faults                                faultResult
 }
 
 // lbRun starts three zerosys and HAProxy, loads them through HAProxy and
@@ -1159,6 +1180,17 @@ func (l *lab) lbRun(ctx context.Context, drain bool) (r lbResult, ok bool) {
 		}
 		fmt.Printf("lab: crash %s: SIGKILL -> HAProxy DOWN %s; restart -> HAProxy UP %s\n", z.name, secs(crashDown), secs(crashUp))
 	}
+	// 3. Faults injected at run time: one backend fails, one is slow.
+	if ok && l.faults {
+		ld.setPhase("steady")
+		if ok = sleepCtx(ctx, mid); ok {
+			d := 4 * time.Second
+			if *flagShort {
+				d = 2 * time.Second
+			}
+			r.faults, ok = l.injectFaults(ctx, ld, servers[0], servers[2], d)
+		}
+	}
 	if ok {
 		ld.setPhase("steady")
 		rest := time.Until(start.Add(time.Duration(*flagSeconds) * time.Second))
@@ -1225,6 +1257,7 @@ func mergePhase(dst, src *phase) {
 	}
 	dst.conns.Add(src.conns.Load())
 	dst.slow.Add(src.slow.Load())
+	dst.slow01.Add(src.slow01.Load())
 	if m := src.maxLat.Load(); m > dst.maxLat.Load() {
 		dst.maxLat.Store(m)
 	}

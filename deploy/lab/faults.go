@@ -1,0 +1,183 @@
+package main
+
+// Fault injection behind HAProxy: one backend made to fail, then one made
+// slow, each at run time with PUT /behaviour on its metrics address, and
+// what HAProxy does about it.
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// labToken is the --admin-token of the lab's zerosys: their metrics
+// addresses are not loopback, so PUT /behaviour needs one.
+const labToken = "zslab-token"
+
+// labServerTimeout is the lab HAProxy's `timeout server`, below the slow
+// backend's delay, so that its answers time out and are retried.
+const (
+	labServerTimeout = "100ms"
+	slowDelay        = "200ms"
+)
+
+// faultConfig adapts a HAProxy configuration line for the fault phases:
+// servers are watched by their answers (observe layer7: ten errors in a
+// row mark one down until its health check brings it back), and a
+// response that does not come within labServerTimeout is retried on
+// another server.
+func faultConfig(t, line string) string {
+	switch {
+	case strings.HasPrefix(t, "default-server "):
+		return line + " observe layer7 error-limit 10 on-error mark-down"
+	case strings.HasPrefix(t, "timeout server "):
+		return "    timeout server " + labServerTimeout + " # lab: below the slow backend's " + slowDelay
+	case strings.HasPrefix(t, "retries "):
+		return line + "\n    retry-on conn-failure response-timeout # lab: the slow backend's answers are retried"
+	}
+	return line
+}
+
+// behaviourDo sends a PUT or DELETE /behaviour to a zerosys's metrics
+// address and returns the status.
+func behaviourDo(ns, addr, method, query string) (int, error) {
+	c, err := dialIn(ns, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s /behaviour?%s HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", method, query, labToken); err != nil {
+		return 0, err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 {
+		return 0, fmt.Errorf("bad status line %q", line)
+	}
+	return strconv.Atoi(f[1])
+}
+
+// serverCounters reads be_zerosys's counters of one server.
+func serverCounters(sock, server string) (map[string]int64, error) {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	io.WriteString(c, "show stat\n")
+	data, err := io.ReadAll(c)
+	if err != nil {
+		return nil, err
+	}
+	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "# ")))
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil || len(rows) == 0 {
+		return nil, fmt.Errorf("show stat: %v", err)
+	}
+	for _, row := range rows[1:] {
+		if len(row) < len(rows[0]) || row[0] != "be_zerosys" || row[1] != server {
+			continue
+		}
+		out := map[string]int64{}
+		for i, h := range rows[0] {
+			if n, err := strconv.ParseInt(row[i], 10, 64); err == nil {
+				out[h] = n
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("no be_zerosys/%s row", server)
+}
+
+// downs counts HAProxy's DOWN transitions of server since t.
+func (s *haStats) downs(server string, since time.Time) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.changes {
+		if c.server == server && c.status == "DOWN" && !c.at.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
+// faultResult is what the fault phases measured.
+type faultResult struct {
+	ran                    bool
+	failFailed, slowFailed int64
+	failDown               time.Duration // PUT to HAProxy's first DOWN; -1: none
+	failDowns              int
+	slowRetries            int64 // HAProxy's retries and redispatches off the slow server
+}
+
+// injectFaults runs the failing and the slow phase, each for d, on the load ld.
+func (l *lab) injectFaults(ctx context.Context, ld *load, failing, slow *zs, d time.Duration) (r faultResult, ok bool) {
+	r.ran, r.failDown = true, -1
+
+	// A backend that fails every request.
+	ph := ld.setPhase("failing")
+	t0 := time.Now()
+	if code, err := behaviourDo(failing.ns, failing.metrics, "PUT", "status=503:100"); err != nil || code != 200 {
+		l.fail("PUT /behaviour?status=503:100 on %s: %d %v", failing.name, code, err)
+		return r, false
+	}
+	ok = sleepCtx(ctx, d)
+	if down, downOK := l.stats.waitStatus(failing.name, "DOWN", t0, 0); downOK {
+		r.failDown = down.Sub(t0)
+	}
+	r.failDowns = l.stats.downs(failing.name, t0)
+	t1 := time.Now()
+	if code, err := behaviourDo(failing.ns, failing.metrics, "DELETE", ""); err != nil || code != 200 {
+		l.fail("DELETE /behaviour on %s: %d %v", failing.name, code, err)
+		return r, false
+	}
+	ld.setPhase("steady")
+	r.failFailed = ph.failed()
+	up := "already UP"
+	if l.stats.current(failing.name) != "UP" {
+		if at, upOK := l.stats.waitStatus(failing.name, "UP", t1, 10*time.Second); upOK {
+			up = "UP " + secs(at.Sub(t1))
+		} else {
+			up = "not UP within 10s"
+		}
+	}
+	fmt.Printf("lab: failing %s (PUT status=503:100 for %s): client requests failed=%d (%s); HAProxy marked it DOWN %d times (observe layer7, error-limit 10), the first %s after the PUT; its health check (/readyz, still 200) brought it back each time; DELETE -> %s\n",
+		failing.name, secs(d), r.failFailed, ph.String(), r.failDowns, secs(r.failDown), up)
+	if !ok || !sleepCtx(ctx, time.Second) {
+		return r, ok
+	}
+
+	// A backend slower than HAProxy's server timeout.
+	before, _ := serverCounters(l.haSock, slow.name)
+	tSlow := time.Now()
+	ph = ld.setPhase("slow")
+	if code, err := behaviourDo(slow.ns, slow.metrics, "PUT", "delay="+slowDelay); err != nil || code != 200 {
+		l.fail("PUT /behaviour?delay=%s on %s: %d %v", slowDelay, slow.name, code, err)
+		return r, false
+	}
+	ok = sleepCtx(ctx, d)
+	if code, err := behaviourDo(slow.ns, slow.metrics, "DELETE", ""); err != nil || code != 200 {
+		l.fail("DELETE /behaviour on %s: %d %v", slow.name, code, err)
+		return r, false
+	}
+	ld.setPhase("steady")
+	after, _ := serverCounters(l.haSock, slow.name)
+	r.slowFailed = ph.failed()
+	r.slowRetries = after["wretr"] + after["wredis"] - before["wretr"] - before["wredis"]
+	fmt.Printf("lab: slow %s (PUT delay=%s for %s, HAProxy timeout server %s, retry-on response-timeout): client requests failed=%d (%s); HAProxy retried or redispatched %d requests off %s; DOWN %d times\n",
+		slow.name, slowDelay, secs(d), labServerTimeout, r.slowFailed, ph.String(), r.slowRetries, slow.name, l.stats.downs(slow.name, tSlow))
+	return r, ok
+}
