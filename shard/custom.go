@@ -127,7 +127,7 @@ func (h *http1) answerKnobs(head []byte, req httpwire.RequestInfo, closeAfter bo
 		}
 	}
 	kind := env.kind()
-	if !k.status.given() && !k.size.given() && k.hlen == 0 && !k.echo {
+	if !k.status.given() && !k.size.given() && k.hlen == 0 && k.clen == 0 && !k.echo {
 		return kindVariant(kind, answerVariant(req, closeAfter)), at, closeAfter, true
 	}
 	t := env.table
@@ -147,7 +147,7 @@ func (h *http1) answerKnobs(head []byte, req httpwire.RequestInfo, closeAfter bo
 		}
 		body, pattern = echoOf(head), false
 	}
-	h.buildAnswer(status, body, pattern, k.echo, req, closeAfter, k.headers[:k.hlen], env)
+	h.buildAnswer(status, body, pattern, k.echo, req, closeAfter, k.headers[:k.hlen], k.ctype[:k.clen], env)
 	return vCustom, at, closeAfter, true
 }
 
@@ -160,15 +160,13 @@ func echoOf(head []byte) []byte {
 }
 
 // buildAnswer writes a custom answer's head, and its body where it fits.
-func (h *http1) buildAnswer(status int, body []byte, pattern, echo bool, req httpwire.RequestInfo, closeAfter bool, extra []byte, env *protoEnv) {
+// ctype, when not empty, is the Content-Type a header knob asked for.
+func (h *http1) buildAnswer(status int, body []byte, pattern, echo bool, req httpwire.RequestInfo, closeAfter bool, extra, ctype []byte, env *protoEnv) {
 	x := &h.cust
 	if bodiless(status) || emptyBody(status) {
 		body = nil
 	}
-	ctype := env.table.ctype
-	if echo {
-		ctype = "text/plain"
-	}
+
 	b := x.buf[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
@@ -183,9 +181,16 @@ func (h *http1) buildAnswer(status int, body []byte, pattern, echo bool, req htt
 	b = append(b, "\r\nDate: "...)
 	b = append(b, env.sets.current().date()...)
 	b = append(b, "\r\n"...)
-	if ctype != "" && len(body) > 0 {
+	if len(body) > 0 {
 		b = append(b, "Content-Type: "...)
-		b = append(b, ctype...)
+		switch {
+		case len(ctype) > 0:
+			b = append(b, ctype...)
+		case echo:
+			b = append(b, "text/plain"...)
+		default:
+			b = append(b, env.table.ctype...)
+		}
 		b = append(b, "\r\n"...)
 	}
 	if !bodiless(status) {

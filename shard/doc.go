@@ -85,7 +85,11 @@
 //	conn.go        a connection's phases and transitions (the lifecycle)
 //	input.go       received bytes not yet framed, and framing them
 //	http1.go       the protocol side: bytes to answers (HTTP/1.1)
-//	queue.go       a connection's queued answers
+//	queue.go       a connection's queued answers, each holding the response set it came from
+//	behaviour.go   Behaviour: what a shard plays, prepared off the loop and taken up at a batch boundary
+//	knobs.go       per-request knobs read from the query, without allocation
+//	custom.go      answers built for one request (knobs) in the connection's own buffer
+//	timers.go      the heap of connections whose next answer waits for its delay
 //	sweep.go       deadlines, and what each one's expiry does
 //	actions.go     the operations the engine asks for, queued for the SQ
 //	completion.go  user_data layout and the one completion decoder
@@ -101,8 +105,9 @@
 //
 // The shard goroutine owns the engine, the ring and everything they point
 // to. Other goroutines touch only: ctl (atomic control bits, set by Drain,
-// StopAccepting and Stop), the wake eventfd (written under wakeMu), pub (the
-// published counters, read by Stats), tid, and the channels acceptStopped and
-// done. ring.go, prep.go and bufring.go are the only files that use unsafe
+// StopAccepting, SetBehaviour and Stop), the wake eventfd (written under
+// wakeMu), posted and applied (a behaviour handed over by SetBehaviour, and
+// the generation the shard answers by), pub (the published counters, read
+// by Stats), tid, and the channels acceptStopped and done. ring.go, prep.go and bufring.go are the only files that use unsafe
 // on io_uring memory.
 package shard

@@ -45,6 +45,8 @@ type knobs struct {
 	close, echo         bool
 	headers             [maxKnobHeaders]byte // "Name: value\r\n" lines
 	hlen                int
+	ctype               [128]byte // a header knob's Content-Type, in place of the server's
+	clen                int
 	any                 bool   // some knob was given
 	err                 string // why the query was refused; "" when it was not
 }
@@ -78,7 +80,7 @@ func parseKnobs(query []byte, lim knobLimits, k *knobs) bool {
 	k.status.n, k.status.hasBare = 0, false
 	k.size.n, k.size.hasBare = 0, false
 	k.delay.n, k.delay.hasBare = 0, false
-	k.close, k.echo, k.hlen, k.any, k.err = false, false, 0, false, ""
+	k.close, k.echo, k.hlen, k.clen, k.any, k.err = false, false, 0, 0, false, ""
 	for len(query) > 0 {
 		var pair []byte
 		pair, query = cutByte(query, '&')
@@ -373,6 +375,13 @@ func (k *knobs) addHeader(v []byte) string {
 	}
 	if serverHeader(name) {
 		return errKnobHeaderOwn
+	}
+	if len(name) == 12 && lowerEq(name, "content-type") {
+		if len(value) > len(k.ctype) {
+			return errKnobHeaders
+		}
+		k.clen = copy(k.ctype[:], value)
+		return ""
 	}
 	if k.hlen+len(name)+len(value)+4 > len(k.headers) {
 		return errKnobHeaders

@@ -408,6 +408,7 @@ func TestLifecycleKnobs(t *testing.T) {
 		{"GET /?status=503&size=30 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 503 Service Unavailable\r\n", "Content-Length: 30\r\n", "\r\nabcdefghijklmnopqrstuvwxyzabc\nHTTP/1.1 200 OK"}},
 		{"GET /?size=25000 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 25000\r\n", "\r\nabcdef", "ghijklm\nHTTP/1.1 200 OK"}},
 		{"GET /e?echo=1&header=X-K:v HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\n", []string{"HTTP/1.1 200 OK\r\n", "Content-Length: 56\r\n", "X-K: v\r\n\r\nGET /e?echo=1&header=X-K:v HTTP/1.1\r\nHost: a\r\nX-Y: z\r\n\r\nHTTP/1.1 200 OK"}},
+		{"GET /?size=5&header=content-type:application/json HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 200 OK\r\n", "Content-Type: application/json\r\nContent-Length: 5\r\n\r\nabcd\nHTTP/1.1 200 OK"}},
 		{"HEAD /?status=204 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 204 No Content\r\n", "GMT\r\n\r\nHTTP/1.1 200 OK"}},
 		{"GET /?status=299&close=1 HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 299 Status 299\r\n", "Connection: close\r\n", "Have a nice day!"}},
 		{"GET /?status=abc HTTP/1.1\r\nHost: a\r\n\r\n", []string{"HTTP/1.1 400 Bad Request\r\n", "Connection: close\r\n", "Bad Request: status: want a final status"}},

@@ -211,9 +211,15 @@ func Prepare(b Behaviour) (*Prepared, error) {
 // not within wait (it still will). A Prepared is used once.
 func (s *Shard) SetBehaviour(p *Prepared, wait time.Duration) error {
 	s.postedMu.Lock()
+	t := p.t
+	if t == nil {
+		s.postedMu.Unlock()
+		return fmt.Errorf("shard %d: a Prepared behaviour is used once", s.e.cfg.ID)
+	}
+	p.t = nil // its answers become one shard's response set
 	s.postGen++
 	gen := s.postGen
-	s.posted.Store(&postedTable{t: p.t, gen: gen})
+	s.posted.Store(&postedTable{t: t, gen: gen})
 	s.postedMu.Unlock()
 	s.setCtl(ctlBehaviour)
 	deadline := time.Now().Add(wait)

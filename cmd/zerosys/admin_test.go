@@ -77,6 +77,9 @@ func TestBehaviourChange(t *testing.T) {
 	if got := statuses(t, p.addr, 20); got[503] != 20 {
 		t.Errorf("after PUT status=503:100: %v, want every answer 503", got)
 	}
+	if n := p.scrape(t).sum("zerosys_behaviour_info", `status="200,503:100"`, `delay="1ms"`); n != 1 {
+		t.Errorf("zerosys_behaviour_info after the PUT: %v series with its labels, want 1", n)
+	}
 	for _, q := range []string{"status=99", "delay=1h", "close=200", "bogus=1", "size=abc", "status=503:60,429:60", "header=NoColon"} {
 		code, body := adminDo(t, p.metrics, "PUT", q, "")
 		if code != 400 || !strings.Contains(body, strings.SplitN(q, "=", 2)[0]) {

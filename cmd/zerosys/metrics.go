@@ -46,7 +46,7 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 		buildInfo:  prometheus.NewDesc("zerosys_build_info", "Build information.", []string{"version", "goversion"}, nil),
 		readyGauge: prometheus.NewDesc("zerosys_ready", "1 while ready for traffic, 0 while draining.", nil, nil),
 		behaviourInfo: prometheus.NewDesc("zerosys_behaviour_info", "The behaviour the shards play, as GET /behaviour shows it (mixes in their flags' syntax).",
-			[]string{"status", "body_size", "close_percent", "keepalive_requests"}, nil),
+			[]string{"status", "body_size", "delay", "close_percent", "keepalive_requests"}, nil),
 	}
 	families := map[string]*prometheus.Desc{}
 	for _, info := range shard.Counters() {
@@ -109,7 +109,7 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, buildVersion(), runtime.Version())
 	b := c.srv.admin.current()
 	ch <- prometheus.MustNewConstMetric(c.behaviourInfo, prometheus.GaugeValue, 1,
-		b.Status, b.BodySize, strconv.FormatFloat(b.ClosePercent, 'f', -1, 64), strconv.Itoa(b.KeepAliveRequests))
+		b.Status, b.BodySize, b.Delay, strconv.FormatFloat(b.ClosePercent, 'f', -1, 64), strconv.Itoa(b.KeepAliveRequests))
 	r := 0.0
 	if c.ready.Load() {
 		r = 1
