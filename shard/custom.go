@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 
@@ -35,6 +36,40 @@ type custom struct {
 	ext    []byte // segment B: a body that lies elsewhere
 	tail   bool   // segment C: "\n" (buf[a]), the pattern body's last byte
 	status int
+	end    int  // where the head's last CRLF starts: a drain inserts Connection: close there
+	closes bool // the head says Connection: close
+}
+
+// sayClose makes the answer say Connection: close (a drain), moving what
+// follows in the buffer; false when the buffer has no room for the line.
+func (x *custom) sayClose() bool {
+	const line = "Connection: close\r\n"
+	n := x.a
+	if x.tail {
+		n++
+	}
+	if x.closes {
+		return true
+	}
+	if i := bytes.Index(x.buf[:x.end], []byte("\r\nConnection: keep-alive\r\n")); i >= 0 {
+		// HTTP/1.0 keep-alive: "keep-alive" becomes "close".
+		v := i + len("\r\nConnection: ")
+		copy(x.buf[v:], "close")
+		copy(x.buf[v+len("close"):], x.buf[v+len("keep-alive"):n])
+		x.a -= len("keep-alive") - len("close")
+		x.end -= len("keep-alive") - len("close")
+		x.closes = true
+		return true
+	}
+	if n+len(line) > len(x.buf) {
+		return false
+	}
+	copy(x.buf[x.end+len(line):], x.buf[x.end:n])
+	copy(x.buf[x.end:], line)
+	x.a += len(line)
+	x.end += len(line)
+	x.closes = true
+	return true
 }
 
 // total is the bytes of the answer.
@@ -115,16 +150,12 @@ func (h *http1) answerKnobs(head []byte, req httpwire.RequestInfo, closeAfter bo
 		return 0, 0, closeAfter, false
 	}
 	closeAfter = closeAfter || k.close
-	at = env.due()
-	if k.delay.given() {
-		if d, drawn := k.delay.draw(env.rng); drawn {
-			at = 0
-			if d > 0 {
-				*env.delayed++
-				env.delayHist.add(delayBucket(d), d)
-				at = env.now + d
-			}
-		}
+	if d, drawn := k.delay.draw(env.rng); !drawn {
+		at = env.due() // the server's delay
+	} else if d > 0 {
+		*env.delayed++
+		env.delayHist.add(delayBucket(d), d)
+		at = env.now + d
 	}
 	kind := env.kind()
 	if !k.status.given() && !k.size.given() && k.hlen == 0 && k.clen == 0 && !k.echo {
@@ -206,6 +237,7 @@ func (h *http1) buildAnswer(status int, body []byte, pattern, echo bool, req htt
 	case req.Minor == 0:
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
+	x.end, x.closes = len(b), closeAfter
 	b = append(b, "\r\n"...)
 	x.a, x.ext, x.tail, x.status = len(b), nil, false, status
 	switch {
@@ -244,7 +276,9 @@ func (h *http1) buildError(why string, req httpwire.RequestInfo, env *protoEnv) 
 	b = strconv.AppendInt(b, int64(len("Bad Request: \n")+len(why)), 10)
 	b = append(b, "\r\n"...)
 	b = append(b, env.table.headers...)
-	b = append(b, "Connection: close\r\n\r\n"...)
+	b = append(b, "Connection: close\r\n"...)
+	x.end, x.closes = len(b), true
+	b = append(b, "\r\n"...)
 	if req.Method != httpwire.MethodHead {
 		b = append(b, "Bad Request: "...)
 		b = append(b, why...)

@@ -211,15 +211,26 @@ func (e *engine) drain() {
 // has sent more than was framed (that is answered, with close, as usual),
 // or the last answer is being sent already.
 func (e *engine) closeAfterQueued(c *conn) {
-	if c.in.has() || c.h1.midRequest || c.q.full(e.env.maxPending) {
+	if c.in.has() || c.h1.midRequest {
 		return
 	}
 	last := &c.q.runs[(int(c.q.head)+int(c.q.len)-1)%maxRuns]
 	if c.q.len == 1 && c.out.end != 0 {
 		return
 	}
+	if last.v == vCustom {
+		if !c.h1.cust.sayClose() {
+			return
+		}
+		if debugChecks && traceLast != nil {
+			traceLast(&c.q, vCustom, c.h1.cust.bytes())
+		}
+		e.finish(c, true, reasonNormal)
+		e.step(c)
+		return
+	}
 	v, ok := closeTwin(last.v)
-	if !ok {
+	if !ok || last.count > 1 && c.q.len >= maxRuns {
 		return
 	}
 	if last.count > 1 {

@@ -438,3 +438,32 @@ func TestLifecycleKnobs(t *testing.T) {
 		k.quiesce()
 	}
 }
+
+// TestLifecycleDrainWithCustomAnswer: a drain while a custom answer (a
+// knob's) waits for its delay makes it say Connection: close, for HTTP/1.1
+// and for an HTTP/1.0 keep-alive client.
+func TestLifecycleDrainWithCustomAnswer(t *testing.T) {
+	for _, req := range []string{
+		"GET /?status=201&delay=20ms&size=3 HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET /?status=201&delay=20ms&size=3 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		cfg := lifecycleConfig(128)
+		cfg.RecvBuffer = 4096
+		k := newFakeKernel(t, cfg)
+		k.connect()
+		s := k.socks[0]
+		s.send(req)
+		k.whole = true
+		k.completeAll(actRecv)
+		k.e.drain()
+		k.collect()
+		k.advance(int64(20 * time.Millisecond))
+		k.completeAll(actSend)
+		s.peerEOF = true
+		k.quiesce()
+		got := string(s.tx)
+		if !strings.HasPrefix(got, "HTTP/1.1 201 Created\r\n") || !strings.Contains(got, "\r\nConnection: close\r\n\r\nab\n") || strings.Contains(got, "keep-alive") {
+			t.Errorf("%q: after a drain, sent %q", req, got)
+		}
+	}
+}

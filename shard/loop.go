@@ -19,6 +19,7 @@ func (s *Shard) loop() {
 			if ctl&ctlStop != 0 {
 				return
 			}
+			e.setNow(int64(time.Since(s.epoch))) // a drain sets deadlines: not from before an idle wait
 			s.control(ctl)
 		}
 		if s.pending != nil {

@@ -88,6 +88,9 @@ func kindVariant(k int, sub variant) variant {
 // none (the errors close already).
 func closeTwin(v variant) (variant, bool) {
 	sub := v
+	if v >= numVariants {
+		return v, false // a custom answer: custom.sayClose rewrites it
+	}
 	if v >= kindBase {
 		sub = (v - kindBase) % variantsPerKind
 	} else if v > vHeadClose {

@@ -119,20 +119,23 @@ func (s *respSets) refresh(d []byte) bool {
 // already framed keep the sets they hold. It reports false when every
 // slot is in use (try again on the next loop turn).
 func (s *respSets) install(rs *responses) bool {
-	next := -1
+	next, live := -1, 0
 	for i := range s.sets {
-		if s.free(i) {
+		if s.sets[i] != nil {
+			live++
+		}
+		if next < 0 && s.free(i) {
 			next = i
-			break
 		}
 	}
 	if next < 0 {
-		if len(s.sets) >= maxSets {
-			return false
+		if len(s.sets) >= maxSets || live >= min(s.limit, setLimit(rs)) {
+			return false // within the budget: wait for a send to let go of a set
 		}
 		s.sets, s.refs, s.tab = append(s.sets, nil), append(s.refs, 0), append(s.tab, 0)
 		next = len(s.sets) - 1
 	}
+	rs.setDate(s.current().date()) // it was prepared a moment ago; the clock's current Date
 	s.gen++
 	s.sets[next], s.tab[next] = rs, s.gen
 	s.cur = uint16(next)

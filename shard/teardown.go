@@ -62,7 +62,7 @@ func (s *Shard) teardown() {
 		e.cfg.Logger.Error("shard teardown: operations still in the kernel after the bound; keeping the shard's buffers",
 			"shard", e.cfg.ID, "operations", e.inflight, "connections", open, "bound", teardownBound)
 		kept.Lock()
-		kept.mem = append(kept.mem, e.bufs, e.pool, e.sets.sets, &s.wakeBuf)
+		kept.mem = append(kept.mem, e.bufs, e.pool, e.sets.sets, e.custom, e.env.pattern, &s.wakeBuf)
 		kept.Unlock()
 		e.pool = nil // not unmapped: see above
 	}

@@ -88,7 +88,13 @@ func (a *admin) allowed(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	if a.open {
-		return true
+		// Loopback without a token: refuse a page in a browser that
+		// reached here by a name of its own (DNS rebinding).
+		if host, _, err := net.SplitHostPort(r.Host); err == nil && loopbackAddr(net.JoinHostPort(host, "0")) {
+			return true
+		}
+		http.Error(w, "PUT and DELETE /behaviour without --admin-token take only Host: localhost or a loopback address", http.StatusForbidden)
+		return false
 	}
 	http.Error(w, "PUT and DELETE /behaviour are refused: --metrics-addr is not a loopback address and no --admin-token is set", http.StatusForbidden)
 	return false
@@ -98,7 +104,12 @@ func (a *admin) servePut(w http.ResponseWriter, r *http.Request) {
 	if !a.allowed(w, r) {
 		return
 	}
-	cfg, err := a.start.withBehaviour(r.URL.Query())
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, "PUT /behaviour: the query: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	cfg, err := a.start.withBehaviour(q)
 	if err != nil {
 		http.Error(w, "PUT /behaviour: "+err.Error(), http.StatusBadRequest)
 		return

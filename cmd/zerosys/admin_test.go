@@ -89,6 +89,17 @@ func TestBehaviourChange(t *testing.T) {
 	if got := statuses(t, p.addr, 10); got[503] != 10 {
 		t.Errorf("after refused PUTs: %v, want the 503 behaviour kept", got)
 	}
+	if code, body := adminDo(t, p.metrics, "PUT", "status=503;x", ""); code != 400 || !strings.Contains(body, "query") {
+		t.Errorf("PUT with a malformed query: %d %q, want 400", code, body)
+	}
+	// Without a token, a Host that is not loopback is refused (DNS rebinding).
+	req, _ := http.NewRequest("DELETE", "http://"+p.metrics+"/behaviour", nil)
+	req.Host = "evil.example:9090"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
+		t.Errorf("DELETE with Host evil.example: %v %v, want 403", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	code, body := adminDo(t, p.metrics, "PUT", "size=1000&header=X-Test:yes", "")
 	if code != 200 {
 		t.Fatalf("PUT size: %d %s", code, body)

@@ -295,8 +295,8 @@ func (c *config) validate() error {
 		}
 		c.delay, c.delayMix = time.Duration(us)*time.Microsecond, mix
 	}
-	if c.maxBodySize < 0 || c.maxBodySize > 64<<20 {
-		bad("--max-body-size %d: want 0 to 67108864 bytes", c.maxBodySize)
+	if c.maxBodySize < 1 || c.maxBodySize > 64<<20 {
+		bad("--max-body-size %d: want 1 to 67108864 bytes", c.maxBodySize)
 	}
 	if c.keepaliveRequests < 0 {
 		bad("--keepalive-requests %d: want 0 (no limit) or more", c.keepaliveRequests)
