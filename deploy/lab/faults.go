@@ -27,22 +27,42 @@ const (
 	slowDelay        = "200ms"
 )
 
-// faultConfig adapts a HAProxy configuration line for the fault phases:
-// servers are watched by their answers (observe layer7: ten errors in a
-// row mark one down until its health check brings it back), and a
-// response that does not come within labServerTimeout is retried on
-// another server.
-func faultConfig(t, line string) string {
-	switch {
-	case strings.HasPrefix(t, "default-server "):
-		return line + " observe layer7 error-limit 10 on-error mark-down"
-	case strings.HasPrefix(t, "timeout server "):
-		return "    timeout server " + labServerTimeout + " # lab: below the slow backend's " + slowDelay
-	case strings.HasPrefix(t, "retries "):
-		return line + "\n    retry-on conn-failure response-timeout # lab: the slow backend's answers are retried"
+// faultSections are a frontend on :81 and its backend be_faults: the
+// servers of be_zerosys in the configuration src, watched by their answers
+// (observe layer7: ten errors in a row mark one down until its health
+// check brings it back), and a response that does not come within
+// labServerTimeout retried on another server. The other phases keep the
+// configuration as it is.
+func faultSections(src []byte) []string {
+	out := []string{"", "# lab: the fault phase's own frontend and backend",
+		"frontend fe_faults", "    bind :81", "    default_backend be_faults", "",
+		"backend be_faults",
+		"    # below the slow backend's " + slowDelay,
+		"    timeout server " + labServerTimeout,
+		"    retry-on conn-failure response-timeout"}
+	in := false
+	for _, line := range strings.Split(string(src), "\n") {
+		t := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "backend be_zerosys"):
+			in = true
+			continue
+		case in && line != "" && line[0] != ' ' && line[0] != '\t' && line[0] != '#':
+			in = false // the next section
+		}
+		if !in || t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		if strings.HasPrefix(t, "default-server ") {
+			line += " observe layer7 error-limit 10 on-error mark-down"
+		}
+		out = append(out, line)
 	}
-	return line
+	return out
 }
+
+// faultKey is how the lab's HAProxy watcher names a be_faults server.
+func faultKey(server string) string { return "f/" + server }
 
 // behaviourDo sends a PUT or DELETE /behaviour to a zerosys's metrics
 // address and returns the status.
@@ -67,7 +87,7 @@ func behaviourDo(ns, addr, method, query string) (int, error) {
 	return strconv.Atoi(f[1])
 }
 
-// serverCounters reads be_zerosys's counters of one server.
+// serverCounters reads be_faults's counters of one server.
 func serverCounters(sock, server string) (map[string]int64, error) {
 	c, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
@@ -87,7 +107,7 @@ func serverCounters(sock, server string) (map[string]int64, error) {
 		return nil, fmt.Errorf("show stat: %v", err)
 	}
 	for _, row := range rows[1:] {
-		if len(row) < len(rows[0]) || row[0] != "be_zerosys" || row[1] != server {
+		if len(row) < len(rows[0]) || row[0] != "be_faults" || row[1] != server {
 			continue
 		}
 		out := map[string]int64{}
@@ -135,10 +155,10 @@ func (l *lab) injectFaults(ctx context.Context, ld *load, failing, slow *zs, d t
 		return r, false
 	}
 	ok = sleepCtx(ctx, d)
-	if down, downOK := l.stats.waitStatus(failing.name, "DOWN", t0, 0); downOK {
+	if down, downOK := l.stats.waitStatus(faultKey(failing.name), "DOWN", t0, 0); downOK {
 		r.failDown = down.Sub(t0)
 	}
-	r.failDowns = l.stats.downs(failing.name, t0)
+	r.failDowns = l.stats.downs(faultKey(failing.name), t0)
 	t1 := time.Now()
 	if code, err := behaviourDo(failing.ns, failing.metrics, "DELETE", ""); err != nil || code != 200 {
 		l.fail("DELETE /behaviour on %s: %d %v", failing.name, code, err)
@@ -147,8 +167,8 @@ func (l *lab) injectFaults(ctx context.Context, ld *load, failing, slow *zs, d t
 	ld.setPhase("steady")
 	r.failFailed = ph.failed()
 	up := "already UP"
-	if l.stats.current(failing.name) != "UP" {
-		if at, upOK := l.stats.waitStatus(failing.name, "UP", t1, 10*time.Second); upOK {
+	if l.stats.current(faultKey(failing.name)) != "UP" {
+		if at, upOK := l.stats.waitStatus(faultKey(failing.name), "UP", t1, 10*time.Second); upOK {
 			up = "UP " + secs(at.Sub(t1))
 		} else {
 			up = "not UP within 10s"
@@ -178,6 +198,6 @@ func (l *lab) injectFaults(ctx context.Context, ld *load, failing, slow *zs, d t
 	r.slowFailed = ph.failed()
 	r.slowRetries = after["wretr"] + after["wredis"] - before["wretr"] - before["wredis"]
 	fmt.Printf("lab: slow %s (PUT delay=%s for %s, HAProxy timeout server %s, retry-on response-timeout): client requests failed=%d (%s); HAProxy retried or redispatched %d requests off %s; DOWN %d times\n",
-		slow.name, slowDelay, secs(d), labServerTimeout, r.slowFailed, ph.String(), r.slowRetries, slow.name, l.stats.downs(slow.name, tSlow))
+		slow.name, slowDelay, secs(d), labServerTimeout, r.slowFailed, ph.String(), r.slowRetries, slow.name, l.stats.downs(faultKey(slow.name), tSlow))
 	return r, ok
 }

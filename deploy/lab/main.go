@@ -441,13 +441,13 @@ func (l *lab) haproxyConfig() (string, error) {
 				line = "    # " + t + " (lab: no syslog)"
 			}
 		}
-		if l.faults {
-			line = faultConfig(t, line)
-		}
 		out = append(out, line)
 	}
+	if l.faults {
+		out = append(out, faultSections(src)...)
+	}
 	cfg := filepath.Join(l.dir, "haproxy.cfg")
-	return cfg, os.WriteFile(cfg, []byte(strings.Join(out, "\n")), 0o644)
+	return cfg, os.WriteFile(cfg, []byte(strings.Join(out, "\n")+"\n"), 0o644)
 }
 
 type transition struct {
@@ -520,8 +520,14 @@ func showStat(sock string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, row := range rows[1:] {
-		if len(row) > col["status"] && row[col["pxname"]] == "be_zerosys" && strings.HasPrefix(row[col["svname"]], "zs") {
+		if len(row) <= col["status"] || !strings.HasPrefix(row[col["svname"]], "zs") {
+			continue
+		}
+		switch row[col["pxname"]] {
+		case "be_zerosys":
 			out[row[col["svname"]]] = row[col["status"]]
+		case "be_faults":
+			out[faultKey(row[col["svname"]])] = row[col["status"]]
 		}
 	}
 	return out, nil
@@ -1180,17 +1186,6 @@ func (l *lab) lbRun(ctx context.Context, drain bool) (r lbResult, ok bool) {
 		}
 		fmt.Printf("lab: crash %s: SIGKILL -> HAProxy DOWN %s; restart -> HAProxy UP %s\n", z.name, secs(crashDown), secs(crashUp))
 	}
-	// 3. Faults injected at run time: one backend fails, one is slow.
-	if ok && l.faults {
-		ld.setPhase("steady")
-		if ok = sleepCtx(ctx, mid); ok {
-			d := 4 * time.Second
-			if *flagShort {
-				d = 2 * time.Second
-			}
-			r.faults, ok = l.injectFaults(ctx, ld, servers[0], servers[2], d)
-		}
-	}
 	if ok {
 		ld.setPhase("steady")
 		rest := time.Until(start.Add(time.Duration(*flagSeconds) * time.Second))
@@ -1227,6 +1222,23 @@ func (l *lab) lbRun(ctx context.Context, drain bool) (r lbResult, ok bool) {
 		fmt.Printf("lab: HAProxy be_zerosys: %s\n", be)
 	}
 
+	// 3. Faults injected at run time: one backend fails, one is slow. They
+	// run on a load of their own through be_faults (fault settings of its
+	// own), once the verdicts above are in, so that retries there cannot
+	// hide a lost request above.
+	if ok && l.faults {
+		d := 4 * time.Second
+		if *flagShort {
+			d = 2 * time.Second
+		}
+		lf := newLoad(nsName("client"), lbIP+":81", *flagConns, 0, *flagRate, "steady")
+		lf.start(ctx)
+		if sleepCtx(ctx, time.Second) {
+			r.faults, _ = l.injectFaults(ctx, lf, servers[0], servers[2], d)
+		}
+		lf.finish()
+		fmt.Printf("lab: HAProxy transitions in be_faults:%s\n", l.transitionsOf(start, "f/"))
+	}
 	return r, true
 }
 
@@ -1277,10 +1289,23 @@ func (l *lab) transitions(since time.Time) string {
 	defer l.stats.mu.Unlock()
 	var b strings.Builder
 	for _, c := range l.stats.changes {
-		if c.at.Before(since) {
+		if c.at.Before(since) || strings.HasPrefix(c.server, "f/") {
 			continue
 		}
 		fmt.Fprintf(&b, " %s@%.2fs=%q", c.server, c.at.Sub(since).Seconds(), c.status)
+	}
+	return b.String()
+}
+
+// transitionsOf is transitions of the servers whose key starts with prefix.
+func (l *lab) transitionsOf(since time.Time, prefix string) string {
+	l.stats.mu.Lock()
+	defer l.stats.mu.Unlock()
+	var b strings.Builder
+	for _, c := range l.stats.changes {
+		if !c.at.Before(since) && strings.HasPrefix(c.server, prefix) {
+			fmt.Fprintf(&b, " %s@%.2fs=%q", strings.TrimPrefix(c.server, prefix), c.at.Sub(since).Seconds(), c.status)
+		}
 	}
 	return b.String()
 }
