@@ -5,12 +5,8 @@ package main
 // what HAProxy does about it.
 
 import (
-	"bufio"
 	"context"
-	"encoding/csv"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -67,58 +63,28 @@ func faultKey(server string) string { return "f/" + server }
 // behaviourDo sends a PUT or DELETE /behaviour to a zerosys's metrics
 // address and returns the status.
 func behaviourDo(ns, addr, method, query string) (int, error) {
-	c, err := dialIn(ns, addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s /behaviour?%s HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n", method, query, labToken); err != nil {
-		return 0, err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(line)
-	if len(f) < 2 {
-		return 0, fmt.Errorf("bad status line %q", line)
-	}
-	return strconv.Atoi(f[1])
+	return httpDo(ns, addr, method+" /behaviour?"+query+" HTTP/1.1\r\nHost: lab\r\nAuthorization: Bearer "+labToken+"\r\nConnection: close\r\n\r\n")
 }
 
 // serverCounters reads be_faults's counters of one server.
 func serverCounters(sock, server string) (map[string]int64, error) {
-	c, err := net.DialTimeout("unix", sock, time.Second)
+	rows, col, err := statRows(sock)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	io.WriteString(c, "show stat\n")
-	data, err := io.ReadAll(c)
-	if err != nil {
-		return nil, err
-	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "# ")))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("show stat: %v", err)
-	}
-	for _, row := range rows[1:] {
-		if len(row) < len(rows[0]) || row[0] != "be_faults" || row[1] != server {
+	for _, row := range rows {
+		if len(row) < len(col) || row[col["pxname"]] != "be_faults" || row[col["svname"]] != server {
 			continue
 		}
 		out := map[string]int64{}
-		for i, h := range rows[0] {
+		for h, i := range col {
 			if n, err := strconv.ParseInt(row[i], 10, 64); err == nil {
 				out[h] = n
 			}
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("no be_zerosys/%s row", server)
+	return nil, fmt.Errorf("no be_faults/%s row", server)
 }
 
 // downs counts HAProxy's DOWN transitions of server since t.

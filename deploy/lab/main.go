@@ -188,13 +188,18 @@ func sysctlIn(ns, key, value string) error {
 
 // httpStatus makes one GET and returns the status code.
 func httpStatus(ns, addr, path string) (int, error) {
+	return httpDo(ns, addr, "GET "+path+" HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n")
+}
+
+// httpDo sends one request (its whole head) and returns the status code.
+func httpDo(ns, addr, request string) (int, error) {
 	c, err := dialIn(ns, addr)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n", path); err != nil {
+	if _, err := io.WriteString(c, request); err != nil {
 		return 0, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
@@ -492,34 +497,45 @@ func (l *lab) watchHAProxy() {
 	}()
 }
 
-// showStat returns be_zerosys's servers and their check status (UP, DOWN,
-// "UP 1/2" while going down, "DOWN 1/2" while coming up, ...).
-func showStat(sock string) (map[string]string, error) {
+// statRows runs HAProxy's "show stat" and returns its rows and the index
+// of each column.
+func statRows(sock string) ([][]string, map[string]int, error) {
 	c, err := net.DialTimeout("unix", sock, time.Second)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Second))
 	if _, err := io.WriteString(c, "show stat\n"); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	data, err := io.ReadAll(c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "# ")))
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
 	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("show stat: %v", err)
+		return nil, nil, fmt.Errorf("show stat: %v", err)
 	}
 	col := map[string]int{}
 	for i, h := range rows[0] {
 		col[h] = i
 	}
+	return rows[1:], col, nil
+}
+
+// showStat returns the servers' check status (UP, DOWN, "UP 1/2" while
+// going down, "DOWN 1/2" while coming up, ...): be_zerosys's by name,
+// be_faults's by faultKey.
+func showStat(sock string) (map[string]string, error) {
+	rows, col, err := statRows(sock)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
-	for _, row := range rows[1:] {
+	for _, row := range rows {
 		if len(row) <= col["status"] || !strings.HasPrefix(row[col["svname"]], "zs") {
 			continue
 		}
@@ -535,28 +551,11 @@ func showStat(sock string) (map[string]string, error) {
 
 // backendCounters returns be_zerosys's error, retry and 5xx counters.
 func backendCounters(sock string) (string, error) {
-	c, err := net.DialTimeout("unix", sock, time.Second)
+	rows, col, err := statRows(sock)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	io.WriteString(c, "show stat\n")
-	data, err := io.ReadAll(c)
-	if err != nil {
-		return "", err
-	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(string(data), "# ")))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return "", fmt.Errorf("show stat: %v", err)
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[h] = i
-	}
-	for _, row := range rows[1:] {
+	for _, row := range rows {
 		if row[col["pxname"]] != "be_zerosys" || row[col["svname"]] != "BACKEND" {
 			continue
 		}
