@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"zerosys/listener/steer"
 	"zerosys/shard/httpwire"
 )
 
@@ -80,6 +81,11 @@ type Config struct {
 	RequestKnobs bool
 	MaxDelay     time.Duration
 	MaxBodySize  int
+
+	// Load, when set, receives the shard's connection counts for the
+	// listener group's steering program (see listener/steer): plain
+	// stores, no syscall.
+	Load *steer.Counters
 
 	// Logger receives the shard's rare reports (a failing io_uring_enter,
 	// a teardown that hit its bound); nil means slog.Default().

@@ -401,6 +401,7 @@ func (e *engine) release(c *conn) {
 	c.gen = (c.gen + 1) & genMask
 	e.free = append(e.free, c.slot)
 	e.active--
+	e.cfg.Load.Closed(uint64(e.active))
 }
 
 // open takes a free slot for the accepted descriptor fd.
@@ -413,6 +414,7 @@ func (e *engine) open(fd int32) *conn {
 	c.h1.reset(e.cfg.Limits, e.now, e.customBuf(slot))
 	e.local[cAccepted]++
 	e.active++
+	e.cfg.Load.Accepted(e.local[cAccepted], uint64(e.active))
 	return c
 }
 

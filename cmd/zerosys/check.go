@@ -13,6 +13,7 @@ import (
 
 	"zerosys/affinity"
 	"zerosys/listener"
+	"zerosys/listener/steer"
 	"zerosys/shard"
 )
 
@@ -85,6 +86,7 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 // runCheck is `zerosys check`: print the report, exit non-zero on failure.
 func runCheck(cfg *config, w io.Writer) int {
 	results, _ := preflight(cfg)
+	results = append(results, checkResult{name: "steering", detail: steerProbe(cfg.steer)})
 	failed := 0
 	for _, r := range results {
 		status := "ok  "
@@ -162,4 +164,20 @@ func fmtLimit(v uint64) string {
 		return "unlimited"
 	}
 	return strconv.FormatUint(v/1024, 10) + " KiB"
+}
+
+// steerProbe says whether policy p can be put in force here, by trying it
+// on a listener group of its own on a loopback port.
+func steerProbe(p steer.Policy) string {
+	g, err := listener.Listen(listener.Config{Addr: "127.0.0.1:0"}, 2)
+	if err != nil {
+		return fmt.Sprintf("--steer %s: cannot try it (%v)", p, err)
+	}
+	defer g.Close()
+	s, err := steer.Attach(p, g.FDs, []int{0, 1})
+	if err != nil {
+		return fmt.Sprintf("--steer %s is not possible here, zerosys would use the kernel's hash: %v", p, err)
+	}
+	s.Close()
+	return fmt.Sprintf("--steer %s is possible", p)
 }

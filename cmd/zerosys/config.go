@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"zerosys/affinity"
+	"zerosys/listener/steer"
 	"zerosys/shard"
 	"zerosys/shard/httpwire"
 )
@@ -19,6 +20,8 @@ type config struct {
 	addr        string
 	backlog     int
 	allowShared bool
+	steer       steer.Policy
+	steerSpec   string
 
 	shards     int
 	cpus       string
@@ -120,7 +123,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Listening", []string{"addr", "backlog", "allow-shared-port"}},
+	{"Listening", []string{"addr", "backlog", "allow-shared-port", "steer"}},
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
@@ -135,6 +138,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address host:port (\":8080\" is every IPv4 and IPv6 address)")
 	fs.IntVar(&c.backlog, "backlog", 4096, "listen backlog per shard (capped by net.core.somaxconn)")
 	fs.BoolVar(&c.allowShared, "allow-shared-port", false, "join a port another zerosys already serves with SO_REUSEPORT (zero-downtime upgrades); without it that is refused")
+	fs.StringVar(&c.steerSpec, "steer", "load", "how new connections are spread over the shards: load (the shard with the fewest, by an eBPF program; needs CAP_BPF or root, else hash), round-robin (eBPF), cpu (the shard of the CPU the NIC delivers the SYN on, classic BPF) or hash (the kernel's hash of the 4-tuple)")
 	fs.IntVar(&c.shards, "shards", 0, "number of shards (0: fit the CPUs, see README)")
 	fs.StringVar(&c.cpus, "cpus", "", "CPUs for shard threads, like 0-3,8 (default: from the CPUs this process may use)")
 	fs.StringVar(&c.pollerCPUs, "poller-cpus", "", "CPUs for SQPOLL kernel pollers, one per shard")
@@ -303,6 +307,11 @@ func (c *config) validate() error {
 	}
 	if !(c.closePercent >= 0 && c.closePercent <= 100) {
 		bad("--close %v: want a percentage from 0 to 100", c.closePercent)
+	}
+	if p, err := steer.Parse(c.steerSpec); err != nil {
+		bad("--steer %q: want load, round-robin, cpu or hash", c.steerSpec)
+	} else {
+		c.steer = p
 	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		bad("--log-format %q: want text or json", c.logFormat)

@@ -25,6 +25,7 @@ import (
 
 	"zerosys/affinity"
 	"zerosys/listener"
+	"zerosys/listener/steer"
 	"zerosys/shard"
 )
 
@@ -121,6 +122,8 @@ type server struct {
 	ops    *opsServer
 	ready  atomic.Bool
 	admin  *admin // what the shards play, and changes to it (/behaviour, zerosys_behaviour_info)
+
+	steering *steer.Steering // how new connections are spread over the shards
 }
 
 // start runs the preflight checks, opens the listeners and starts every
@@ -144,6 +147,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	if !plan.SQPoll {
 		srv.idle = "wait"
 	}
+	srv.steering = steerGroup(cfg, plan, group, log)
 	mode := shard.ModeKeepAlive
 	if cfg.mode == "close" {
 		mode = shard.ModeClose
@@ -189,6 +193,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			MaxDelay:          cfg.maxDelay,
 			MaxBodySize:       cfg.maxBodySize,
 			Seed:              seed,
+			Load:              srv.steering.Shard(i),
 			Logger:            log,
 		})
 		if err != nil {
@@ -226,6 +231,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		"keepalive_requests", cfg.keepaliveRequests,
 		"close_percent", cfg.closePercent,
 		"seed", seed,
+		"steer", srv.steering.Policy,
 	)
 	return srv, nil
 }
@@ -327,6 +333,7 @@ func (s *server) stop() {
 		sh.Stop()
 	}
 	_ = s.group.Close()
+	s.steering.Close()
 	s.ops.close()
 }
 
