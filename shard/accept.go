@@ -84,14 +84,18 @@ func (e *engine) onAccept(cq completion) {
 		return
 	}
 	c := e.open(fd)
-	if len(e.free) <= a.reserve && !e.accept.off {
-		// The table is (nearly) full: stop accepting so new connections
-		// wait in the kernel's backlog instead of being dropped. The
-		// reserve absorbs accepts completed before the cancel lands.
-		if a.armed && !a.cancelling {
-			e.local[cAcceptPaused]++
-		}
-		e.cancelAccept()
-	}
 	e.step(c)
+	if len(e.free)+e.evicting <= a.reserve && !e.accept.off {
+		// The table is (nearly) full: make room by ending connections
+		// that hold slots without work (evict.go), a batch at a time.
+		// With none, stop accepting so new connections wait in the
+		// kernel's backlog instead of being dropped; the reserve absorbs
+		// accepts completed before the cancel lands.
+		if e.evictRoom(max(1, a.reserve), c.slot) == 0 && e.evicting == 0 {
+			if a.armed && !a.cancelling {
+				e.local[cAcceptPaused]++
+			}
+			e.cancelAccept()
+		}
+	}
 }

@@ -397,6 +397,9 @@ func (e *engine) release(c *conn) {
 		e.unwait(c.slot)
 	}
 	e.local[c.reason.counter()]++
+	if c.reason == reasonEvicted {
+		e.evicting--
+	}
 	c.phase, c.fd, c.deadline = phaseFree, -1, 0
 	c.gen = (c.gen + 1) & genMask
 	e.free = append(e.free, c.slot)

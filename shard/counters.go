@@ -20,6 +20,7 @@ const (
 	cClosedTimeoutLinger
 	cClosedError
 	cClosedShutdown
+	cClosedEvicted
 	cAcceptErrors
 	cAcceptDropped
 	cAcceptPaused
@@ -41,6 +42,8 @@ const (
 	cActionsGrown
 	cDelayed
 	cBehaviourChanges
+	cEvictedHead
+	cEvictedIdle
 	numCounters
 )
 
@@ -57,6 +60,7 @@ type CounterInfo struct {
 
 const closedHelp = "Connections closed, by what ended them; each connection is counted once."
 const enterHelp = "io_uring_enter calls the shard made, by reason; divide by requests for syscalls per request."
+const evictHelp = "Connections closed to make room when the table was full: the longest waiting for a first request head, then the longest idle keep-alive ones."
 const loopHelp = "Shard loop iterations that found completions (busy) or none (idle); busy/(busy+idle) near 1 means saturated."
 
 // counterTable is the one list of counters: the shard's Stats, the
@@ -71,6 +75,7 @@ var counterTable = [numCounters]CounterInfo{
 	cClosedTimeoutLinger: {"connections_closed_total", "reason", "timeout_linger", closedHelp, "closed_timeout_linger"},
 	cClosedError:         {"connections_closed_total", "reason", "error", closedHelp, "closed_error"},
 	cClosedShutdown:      {"connections_closed_total", "reason", "shutdown", closedHelp, "closed_shutdown"},
+	cClosedEvicted:       {"connections_closed_total", "reason", "evicted", closedHelp, "closed_evicted"},
 	cAcceptErrors:        {"accept_errors_total", "", "", "Accept completions with an error (EMFILE backs off 100 ms).", "accept_errors"},
 	cAcceptDropped:       {"accept_dropped_total", "", "", "Connections accepted with no free slot and closed at once.", "accept_dropped"},
 	cAcceptPaused:        {"accept_paused_total", "", "", "Times accepting paused because the connection table was full.", "accept_paused"},
@@ -92,6 +97,8 @@ var counterTable = [numCounters]CounterInfo{
 	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
 	cDelayed:             {"answers_delayed_total", "", "", "Answers held back (--delay, a delay knob, PUT /behaviour); zero delays are not counted.", "delayed"},
 	cBehaviourChanges:    {"behaviour_changes_total", "", "", "Behaviour changes the shard took up (PUT and DELETE /behaviour).", "behaviour_changes"},
+	cEvictedHead:         {"connections_evicted_total", "kind", "head", evictHelp, "evicted_head"},
+	cEvictedIdle:         {"connections_evicted_total", "kind", "idle", evictHelp, "evicted_idle"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.
@@ -145,7 +152,7 @@ func (h *delayHist) add(bucket uint8, d int64) {
 // Closed is the connections closed for any reason.
 func (st Stats) Closed() uint64 {
 	var n uint64
-	for c := cClosedNormal; c <= cClosedShutdown; c++ {
+	for c := cClosedNormal; c <= cClosedEvicted; c++ {
 		n += st.Counters[c]
 	}
 	return n
@@ -189,6 +196,7 @@ const (
 	reasonTimeoutLinger
 	reasonError
 	reasonShutdown
+	reasonEvicted
 )
 
 // counter is the closed_total member a reason is counted in.

@@ -57,6 +57,11 @@ type engine struct {
 	statusSeen [maxStatus]bool
 	statuses   []uint16
 
+	// Eviction (evict.go): its scratch lists of slots, and the evicted
+	// connections whose slots are not free yet.
+	evictHeads, evictIdle []uint32
+	evicting              int
+
 	// With RequestKnobs: each slot's custom buffer (see custom.go), and
 	// the scratch one request's knobs are read into.
 	custom []byte
@@ -114,6 +119,8 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 		e.free = append(e.free, uint32(i))
 	}
 	e.timers = newTimerHeap(e.conns)
+	e.evictHeads = make([]uint32, 0, cfg.MaxConns)
+	e.evictIdle = make([]uint32, 0, cfg.MaxConns)
 }
 
 // setNow moves the engine's clock; the loop calls it once per batch.

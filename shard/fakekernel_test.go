@@ -581,7 +581,7 @@ func (k *fakeKernel) quiesce() {
 		k.fail("%d of %d slots free, %d active", len(e.free), len(e.conns), e.active)
 	}
 	var closed uint64
-	for c := cClosedNormal; c <= cClosedShutdown; c++ {
+	for c := cClosedNormal; c <= cClosedEvicted; c++ {
 		closed += e.local[c]
 	}
 	if int(closed) != len(k.socks) || k.closes != len(k.socks) {

@@ -467,3 +467,56 @@ func TestLifecycleDrainWithCustomAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestLifecycleEvictsToMakeRoom: with the table full, the connection that
+// has waited longest for its first request head is closed to make room;
+// then idle keep-alive connections, the longest idle first.
+func TestLifecycleEvictsToMakeRoom(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.RecvBuffer = 4096
+	k := newFakeKernel(t, cfg) // 4 slots
+	k.whole = true
+	// Slots 0 and 1 idle keep-alive (0 the longer), slot 2 silent since
+	// it connected.
+	k.connect()
+	k.socks[0].send(requestMenu[0])
+	k.completeAll(actRecv)
+	k.advance(int64(10 * time.Millisecond))
+	k.connect()
+	k.socks[1].send(requestMenu[0])
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+	k.advance(int64(10 * time.Millisecond))
+	k.connect()
+	k.advance(int64(10 * time.Millisecond))
+	if n := k.e.local[cEvictedHead] + k.e.local[cEvictedIdle]; n != 0 {
+		t.Fatalf("%d evicted with a slot free", n)
+	}
+	k.connect() // the last slot: room is made for the next
+	s2 := k.socks[2]
+	if k.e.local[cEvictedHead] != 1 || k.e.conns[s2.slot].phase < phaseAborting {
+		t.Fatalf("the silent connection was not evicted: evicted %d head, %d idle", k.e.local[cEvictedHead], k.e.local[cEvictedIdle])
+	}
+	for range 10 { // its shutdown, its recv's end, its close
+		for _, o := range k.opsOf(s2) {
+			k.complete(o, 2)
+		}
+	}
+	if !s2.closed {
+		t.Fatal("the evicted connection was not closed")
+	}
+	k.socks[3].send(requestMenu[0])
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+	k.connect() // the table full again: the idle keep-alive one goes
+	if k.e.local[cEvictedIdle] != 1 {
+		t.Fatalf("no idle connection evicted: %d head, %d idle", k.e.local[cEvictedHead], k.e.local[cEvictedIdle])
+	}
+	for _, s := range k.socks {
+		s.peerEOF = true
+	}
+	k.quiesce()
+	if n := k.e.local[cClosedEvicted]; n != 2 {
+		t.Errorf("%d connections closed as evicted, want 2", n)
+	}
+}

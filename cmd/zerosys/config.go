@@ -136,7 +136,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("zerosys", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.addr, "addr", ":8080", "listen address host:port (\":8080\" is every IPv4 and IPv6 address)")
-	fs.IntVar(&c.backlog, "backlog", 4096, "listen backlog per shard (capped by net.core.somaxconn)")
+	fs.IntVar(&c.backlog, "backlog", 0, "listen backlog per shard (0: net.core.somaxconn, which caps it anyway)")
 	fs.BoolVar(&c.allowShared, "allow-shared-port", false, "join a port another zerosys already serves with SO_REUSEPORT (zero-downtime upgrades); without it that is refused")
 	fs.StringVar(&c.steerSpec, "steer", "load", "how new connections are spread over the shards: load (the shard with the fewest, by an eBPF program; needs CAP_BPF or root, else hash), round-robin (eBPF), cpu (the shard of the CPU the NIC delivers the SYN on, classic BPF) or hash (the kernel's hash of the 4-tuple)")
 	fs.IntVar(&c.shards, "shards", 0, "number of shards (0: fit the CPUs, see README)")
@@ -147,7 +147,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.spinWindow, "spin-window", 10*time.Millisecond, "with --idle adaptive: how long to busy-poll without completions before blocking")
 	fs.DurationVar(&c.sqIdle, "sq-idle", 10*time.Millisecond, "how long an SQPOLL poller spins without work before it sleeps (rounded up to ms)")
 	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
-	fs.IntVar(&c.maxConns, "max-conns", 4096, "connection slots per shard; when full, new connections wait in the backlog")
+	fs.IntVar(&c.maxConns, "max-conns", 0, "connection slots per shard (0: the descriptor limit, raised to its hard limit, shared out over the shards); when nearly full, the connections longest waiting for a first request, then the longest idle, make room")
 	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "bytes of one receive buffer")
 	fs.StringVar(&c.recv, "recv", "single", "single: one recv per read into a buffer per connection slot; multishot: one multishot recv per connection into a shared buffer ring (memory follows traffic, not connections)")
 	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
@@ -246,8 +246,8 @@ func (c *config) validate() error {
 	if c.shards < 0 {
 		bad("--shards %d: want 0 (fit the CPUs) or more", c.shards)
 	}
-	if c.maxConns < 1 || c.maxConns > 1<<20 {
-		bad("--max-conns %d: want 1 to 1048576", c.maxConns)
+	if c.maxConns < 0 || c.maxConns >= 1<<20 {
+		bad("--max-conns %d: want 0 (from the descriptor limit) or 1 to 1048575", c.maxConns)
 	}
 	if c.recvBuf < 512 || c.recvBuf > 1<<20 {
 		bad("--recv-buffer %d: want 512 to 1048576", c.recvBuf)
@@ -255,8 +255,8 @@ func (c *config) validate() error {
 	if c.maxPipeline < 1 {
 		bad("--max-pipeline %d: want at least 1", c.maxPipeline)
 	}
-	if c.backlog < 1 {
-		bad("--backlog %d: want at least 1", c.backlog)
+	if c.backlog < 0 {
+		bad("--backlog %d: want 0 (net.core.somaxconn) or more", c.backlog)
 	}
 	if c.maxHeaderBytes < 256 || c.maxHeaderBytes > 1<<20 {
 		bad("--max-header-bytes %d: want 256 to 1048576", c.maxHeaderBytes)

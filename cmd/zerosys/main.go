@@ -138,7 +138,15 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	}
 	plan := *planp
 	setMaxProcs(len(plan.Shards), log)
-	lc := listener.Config{Addr: cfg.addr, Backlog: cfg.backlog, AllowShared: cfg.allowShared}
+	maxConns := cfg.maxConns
+	if maxConns == 0 {
+		maxConns = slotsFromFDLimit(len(plan.Shards))
+	}
+	backlog := cfg.backlog
+	if backlog == 0 {
+		backlog = somaxconn()
+	}
+	lc := listener.Config{Addr: cfg.addr, Backlog: backlog, AllowShared: cfg.allowShared}
 	group, err := listener.Listen(lc, len(plan.Shards))
 	if err != nil {
 		return nil, err
@@ -175,7 +183,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Mode:          mode,
 			Response:      b.Response,
 			Limits:        cfg.limits(),
-			MaxConns:      cfg.maxConns,
+			MaxConns:      maxConns,
 			RecvBuffer:    cfg.recvBuf,
 			RecvMultishot: cfg.recv == "multishot",
 			SendZC:        cfg.sendZC,
@@ -226,7 +234,8 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 		"shards", len(plan.Shards),
 		"plan", plan.String(),
 		"gomaxprocs", runtime.GOMAXPROCS(0),
-		"max_conns_per_shard", cfg.maxConns,
+		"max_conns_per_shard", maxConns,
+		"backlog", backlog,
 		"kernel_features", "multishot accept, SEND+CLOSE hardlink, EXT_ARG waits",
 		"keepalive_requests", cfg.keepaliveRequests,
 		"close_percent", cfg.closePercent,

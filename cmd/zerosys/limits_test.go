@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rssKB is a process's resident memory.
+func rssKB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// TestManyConnections: with default flags (slots from the descriptor
+// limit), 15,000 concurrent keep-alive connections are each answered,
+// and held open together.
+func TestManyConnections(t *testing.T) {
+	const n = 15_000
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "2")
+	before := rssKB(t, p.cmd.Process.Pid)
+	conns := make([]net.Conn, n)
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				c, err := net.DialTimeout("tcp", p.addr, 5*time.Second)
+				if err == nil {
+					_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+					_, err = fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+				}
+				if err == nil {
+					var resp *http.Response
+					if resp, err = http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							err = fmt.Errorf("status %d", resp.StatusCode)
+						}
+					}
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				conns[i] = c
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	if f := failed.Load(); f != 0 {
+		t.Fatalf("%d of %d connections failed; the first: %v", f, n, firstErr.Load())
+	}
+	time.Sleep(50 * time.Millisecond)
+	m := p.scrape(t)
+	after := rssKB(t, p.cmd.Process.Pid)
+	t.Logf("%d keep-alive connections open and answered; zerosys RSS %d MiB before, %d MiB with them (%.1f KiB per connection); evicted %v",
+		n, before>>10, after>>10, float64(after-before)/n, m.sum("zerosys_connections_evicted_total"))
+	if a := m.sum("zerosys_connections_active"); a != n {
+		t.Errorf("%v connections active, want %d", a, n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	p.stop(t)
+}
+
+// TestSlowloris: an attacker holding more connections than a shard has
+// slots, each sending its head a byte at a time, does not keep a
+// bystander out: every bystander request (one every 100 ms) is answered
+// within 100 ms, and the attacker's oldest connections are evicted.
+func TestSlowloris(t *testing.T) {
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--max-conns", "200")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var attackers atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			var held []net.Conn
+			defer func() {
+				for _, c := range held {
+					c.Close()
+				}
+			}()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, err := net.DialTimeout("tcp", p.addr, time.Second)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+				held = append(held, c)
+				attackers.Add(1)
+				if len(held) > 150 {
+					for _, h := range held {
+						_, _ = h.Write([]byte("a")) // a byte now and then, never the end
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond) // the table fills
+	var worst time.Duration
+	for i := range 30 {
+		t0 := time.Now()
+		c, err := net.DialTimeout("tcp", p.addr, time.Second)
+		if err != nil {
+			t.Fatalf("bystander %d: %v", i, err)
+		}
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		d := time.Since(t0)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("bystander %d: %v %v after %v", i, resp, err, d)
+		}
+		worst = max(worst, d)
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	m := p.scrape(t)
+	t.Logf("attacker opened %d connections against 200 slots; 30 bystander requests, the slowest answered in %v; evicted: %v waiting for a head, %v idle",
+		attackers.Load(), worst.Round(100*time.Microsecond), m.sum("zerosys_connections_evicted_total", `kind="head"`), m.sum("zerosys_connections_evicted_total", `kind="idle"`))
+	if worst > 100*time.Millisecond {
+		t.Errorf("a bystander waited %v, want at most 100 ms", worst)
+	}
+	if m.sum("zerosys_connections_evicted_total", `kind="head"`) == 0 {
+		t.Error("no attacker connection was evicted")
+	}
+	p.stop(t)
+}
