@@ -85,17 +85,19 @@ func (e *engine) onAccept(cq completion) {
 	}
 	c := e.open(fd)
 	e.step(c)
-	if len(e.free)+e.evicting <= a.reserve && !e.accept.off {
-		// The table is (nearly) full: make room by ending connections
-		// that hold slots without work (evict.go), a batch at a time.
-		// With none, stop accepting so new connections wait in the
-		// kernel's backlog instead of being dropped; the reserve absorbs
-		// accepts completed before the cancel lands.
-		if e.evictRoom(max(1, a.reserve), c.slot) == 0 && e.evicting == 0 {
-			if a.armed && !a.cancelling {
-				e.local[cAcceptPaused]++
-			}
-			e.cancelAccept()
+	if len(e.free) <= a.reserve && !e.accept.off {
+		// The table is (nearly) full: stop accepting so new connections
+		// wait in the kernel's backlog instead of being dropped (the
+		// reserve absorbs accepts completed before the cancel lands), and
+		// make room by ending connections that hold slots without work
+		// (evict.go), a batch at a time: accepting resumes as their slots
+		// free. Only a table full of work keeps it paused (counted).
+		if len(e.free)+e.evicting <= a.reserve {
+			e.evictRoom(max(1, a.reserve), c.slot)
 		}
+		if e.evicting == 0 && a.armed && !a.cancelling {
+			e.local[cAcceptPaused]++
+		}
+		e.cancelAccept()
 	}
 }
