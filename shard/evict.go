@@ -32,30 +32,26 @@ func (e *engine) evictRoom(n int, newest uint32) int {
 			idle = append(idle, uint32(i))
 		}
 	}
-	byDeadline := func(a, b uint32) int { return cmp.Compare(e.conns[a].deadline, e.conns[b].deadline) }
-	done := 0
-	if len(heads) > 0 {
-		slices.SortFunc(heads, byDeadline)
-		for _, slot := range heads[:min(n, len(heads))] {
-			c := &e.conns[slot]
-			e.abort(c, reasonEvicted)
-			e.local[cEvictedHead]++
-			e.evicting++
-			e.step(c)
-			done++
-		}
-	}
-	if done < n && len(idle) > 0 {
-		slices.SortFunc(idle, byDeadline)
-		for _, slot := range idle[:min(n-done, len(idle))] {
-			c := &e.conns[slot]
-			e.abort(c, reasonEvicted)
-			e.local[cEvictedIdle]++
-			e.evicting++
-			e.step(c)
-			done++
-		}
-	}
+	done := e.evictOldest(heads, n, cEvictedHead)
+	done += e.evictOldest(idle, n-done, cEvictedIdle)
 	e.evictHeads, e.evictIdle = heads, idle
 	return done
+}
+
+// evictOldest closes the up to n connections of slots with the earliest
+// deadlines (the longest waiting), counting them in kind.
+func (e *engine) evictOldest(slots []uint32, n int, kind counter) int {
+	if n <= 0 || len(slots) == 0 {
+		return 0
+	}
+	slices.SortFunc(slots, func(a, b uint32) int { return cmp.Compare(e.conns[a].deadline, e.conns[b].deadline) })
+	slots = slots[:min(n, len(slots))]
+	for _, slot := range slots {
+		c := &e.conns[slot]
+		e.abort(c, reasonEvicted)
+		e.local[kind]++
+		e.evicting++
+		e.step(c)
+	}
+	return len(slots)
 }
