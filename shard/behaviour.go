@@ -29,10 +29,9 @@ func (c *Config) behaviour() Behaviour {
 // there) and never changed after.
 type table struct {
 	rs        *responses
-	kinds     []kindInfo // by kind (status, then body size)
-	server    string     // what custom answers (knobs) say in Server,
-	ctype     string     // Content-Type,
-	headers   string     // and the configured header lines, each ending in CRLF
+	server    string // what custom answers (knobs) say in Server,
+	ctype     string // Content-Type,
+	headers   string // and the configured header lines, each ending in CRLF
 	keepMax   uint32
 	closePPM  uint32
 	statusCum []uint32
@@ -50,6 +49,7 @@ func newTable(b Behaviour) (*table, error) {
 		return nil, err
 	}
 	r := b.Response
+	delays := delayTable(b.Delay, b.DelayMix)
 	t := &table{
 		rs:        rs,
 		server:    r.Server,
@@ -59,9 +59,9 @@ func newTable(b Behaviour) (*table, error) {
 		statusCum: cumulative(b.Response.StatusMix),
 		sizeCum:   cumulative(b.Response.SizeMix),
 		sizes:     1 + len(b.Response.SizeMix),
-		delays:    delayTable(b.Delay, b.DelayMix),
+		delays:    delays,
 		delayCum:  cumulative(b.DelayMix),
-		delayBkt:  delayBuckets(delayTable(b.Delay, b.DelayMix)),
+		delayBkt:  delayBuckets(delays),
 	}
 	if t.server == "" {
 		t.server = "zerosys"
@@ -72,26 +72,7 @@ func newTable(b Behaviour) (*table, error) {
 	for _, h := range r.Headers {
 		t.headers += h + "\r\n"
 	}
-	status := r.Status
-	if status == 0 {
-		status = 200
-	}
-	statuses := []int{status}
-	for _, sh := range r.StatusMix {
-		statuses = append(statuses, sh.Value)
-	}
-	for _, st := range statuses {
-		for range 1 + len(r.SizeMix) {
-			t.kinds = append(t.kinds, kindInfo{status: st})
-		}
-	}
 	return t, nil
-}
-
-// kindInfo is what custom answers need of a prepared kind (its body they
-// take from the response set).
-type kindInfo struct {
-	status int
 }
 
 // DelayBounds are the upper bounds of the delay histogram's buckets

@@ -161,8 +161,8 @@ func (h *http1) answerKnobs(head []byte, req httpwire.RequestInfo, closeAfter bo
 	if !k.status.given() && !k.size.given() && k.hlen == 0 && k.clen == 0 && !k.echo {
 		return kindVariant(kind, answerVariant(req, closeAfter)), at, closeAfter, true
 	}
-	t := env.table
-	status, body := t.kinds[kind].status, env.sets.current()[kindVariant(kind, vOK)].bodyOf()
+	p := &env.sets.current()[kindVariant(kind, vOK)] // the server's answer of this kind
+	status, body := p.status, p.bodyOf()
 	if s, drawn := k.status.draw(env.rng); drawn {
 		status = int(s)
 	}

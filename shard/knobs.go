@@ -394,7 +394,7 @@ func (k *knobs) addHeader(v []byte) string {
 }
 
 // serverHeader reports the header names zerosys sets itself, without
-// regard to case.
+// regard to case: neither the configured headers nor a knob's may be one.
 func serverHeader(n []byte) bool {
 	switch len(n) {
 	case 4:

@@ -326,10 +326,7 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 // in a newline: the same bytes for the same size, so a tester can check
 // them.
 func PatternBody(n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = 'a' + byte(i%26)
-	}
+	b := patternBody(n)
 	if n > 1 {
 		b[n-1] = '\n'
 	}
@@ -376,8 +373,7 @@ func checkHeaderLine(h string) error {
 			return fmt.Errorf("shard: header %q: control character in the value", h)
 		}
 	}
-	switch strings.ToLower(name) {
-	case "content-length", "transfer-encoding", "connection", "date":
+	if serverHeader([]byte(name)) {
 		return fmt.Errorf("shard: header %q: zerosys sets %s itself", h, name)
 	}
 	return nil
