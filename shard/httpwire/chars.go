@@ -175,6 +175,13 @@ const (
 	lanes80 = 0x8080808080808080
 )
 
+// load32 reads b's first four bytes as a little-endian word.
+func load32(b []byte) uint32 {
+	_ = b[3]
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// load64 reads b's first eight bytes as a little-endian word.
 func load64(b []byte) uint64 {
 	_ = b[7]
 	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
@@ -194,14 +201,7 @@ func lowerIs(n []byte, s string) bool {
 }
 
 // tokenRun returns the length of the longest prefix of b made of tchars.
-func tokenRun(b []byte) int {
-	for j, c := range b {
-		if class[c]&cTok == 0 {
-			return j
-		}
-	}
-	return len(b)
-}
+func tokenRun(b []byte) int { return classRun(b, cTok) }
 
 // classRun returns the length of the longest prefix of b whose bytes all
 // have a class bit of mask. Eight bytes are looked up at a time and their

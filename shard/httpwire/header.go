@@ -16,6 +16,12 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 			if class[c]&cTok == 0 {
 				switch c {
 				case '\r':
+					if i+1 < end && buf[i+1] == '\n' {
+						// The head's end, whole: no turn through stHEndCR.
+						i += 2
+						p.hdrLen += i - start
+						return i, p.endHead()
+					}
 					st = stHEndCR
 					i++
 				case '\n':
@@ -38,6 +44,16 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 				return i + 1, p.fail(431, reasonTooManyFields)
 			}
 			p.nfields++
+			if c|0x20 == 'h' && end-i >= 8 && load64(buf[i:])&mask6|lower4 == wordHostSP && p.flags&fTrailer == 0 {
+				// "Host: ", in any case, is in nearly every request:
+				// straight to its value, the name's scan and classify
+				// skipped. The field's bookkeeping is classify's.
+				p.kind = kHost
+				p.startField()
+				i += 6
+				st = stHOWS
+				continue
+			}
 			p.nameLen = 0
 			p.kind = kNone
 			// Only names starting like the four we interpret are
@@ -167,6 +183,15 @@ func (p *Parser) header(buf []byte, i int) (int, Result) {
 	return i, NeedMore
 }
 
+// The "Host: " fast path: six bytes of a little-endian load, the four
+// letters lower-cased (ORing 0x20 into ':' or ' ' would also admit
+// control bytes, so those two are compared as they are).
+const (
+	mask6      = 0xffffffffffff
+	lower4     = 0x20202020
+	wordHostSP = 'h' | 'o'<<8 | 's'<<16 | 't'<<24 | ':'<<32 | ' '<<40
+)
+
 // classify sets p.kind from field name n, compared without regard to case.
 func (p *Parser) classify(n []byte) {
 	switch len(n) {
@@ -176,7 +201,6 @@ func (p *Parser) classify(n []byte) {
 		if uint32(n[0])|uint32(n[1])<<8|uint32(n[2])<<16|uint32(n[3])<<24|0x20202020 ==
 			'h'|'o'<<8|'s'<<16|'t'<<24 {
 			p.kind = kHost
-			p.hostSt = hsStart
 		}
 	case 6:
 		if lowerIs(n, "expect") {
@@ -196,6 +220,12 @@ func (p *Parser) classify(n []byte) {
 			p.flags |= fTESeen
 		}
 	}
+	p.startField()
+}
+
+// startField resets the per-field state once the field's kind is known.
+func (p *Parser) startField() {
+	p.hostSt = hsStart
 	p.clDigits, p.clVal = 0, 0
 	p.flags &^= fCLSpace
 	p.elemLen, p.elemTrim, p.fieldElms, p.elemParams = 0, 0, 0, false

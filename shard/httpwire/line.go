@@ -8,6 +8,11 @@ const (
 	wordCONNECT = 'C'<<48 | 'O'<<40 | 'N'<<32 | 'N'<<24 | 'E'<<16 | 'C'<<8 | 'T'
 	wordOPTIONS = 'O'<<48 | 'P'<<40 | 'T'<<32 | 'I'<<24 | 'O'<<16 | 'N'<<8 | 'S'
 	wordPRI     = 'P'<<16 | 'R'<<8 | 'I'
+
+	// The same as load32 reads them.
+	wordGETSP  = 'G' | 'E'<<8 | 'T'<<16 | ' '<<24
+	wordHEADLE = 'H' | 'E'<<8 | 'A'<<16 | 'D'<<24
+	wordPOSTLE = 'P' | 'O'<<8 | 'S'<<16 | 'T'<<24
 )
 
 // isPreface reports the method and target of the HTTP/2 client preface,
@@ -61,40 +66,45 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 			// complete line is parsed without going round the loop.
 			fallthrough
 		case stMethod:
-			j := i + tokenRun(buf[i:end])
-			w, ml := p.mword, p.mlen
-			for _, c := range buf[i:j] {
-				if ml == 9 {
-					break // longer than any method we name
+			if m, n := p.quickMethod(buf[i:end]); m != 0 {
+				p.method = m
+				i += n
+			} else {
+				j := i + tokenRun(buf[i:end])
+				w, ml := p.mword, p.mlen
+				for _, c := range buf[i:j] {
+					if ml == 9 {
+						break // longer than any method we name
+					}
+					w = w<<8 | uint64(c)
+					ml++
 				}
-				w = w<<8 | uint64(c)
-				ml++
-			}
-			p.mword, p.mlen = w, ml
-			i = j
-			if i == end {
-				break
-			}
-			if buf[i] != ' ' {
-				if buf[i] == '\r' || buf[i] == '\n' || buf[i] == '\t' {
-					return i + 1, p.fail(400, reasonSpaces)
+				p.mword, p.mlen = w, ml
+				i = j
+				if i == end {
+					break
 				}
-				return i + 1, p.fail(400, reasonMethod)
-			}
-			switch {
-			case ml == 3 && w == wordGET:
-				p.method = MethodGet
-			case ml == 4 && w == wordHEAD:
-				p.method = MethodHead
-			case ml == 4 && w == wordPOST:
-				p.method = MethodPost
-			case ml == 7 && w == wordCONNECT:
-				// A 2xx to CONNECT would open a tunnel (RFC 9110 §9.3.6);
-				// an origin server has none to open, whatever the target.
-				p.method = MethodOther
-				return i + 1, p.fail(501, reasonConnect)
-			default:
-				p.method = MethodOther
+				if buf[i] != ' ' {
+					if buf[i] == '\r' || buf[i] == '\n' || buf[i] == '\t' {
+						return i + 1, p.fail(400, reasonSpaces)
+					}
+					return i + 1, p.fail(400, reasonMethod)
+				}
+				switch {
+				case ml == 3 && w == wordGET:
+					p.method = MethodGet
+				case ml == 4 && w == wordHEAD:
+					p.method = MethodHead
+				case ml == 4 && w == wordPOST:
+					p.method = MethodPost
+				case ml == 7 && w == wordCONNECT:
+					// A 2xx to CONNECT would open a tunnel (RFC 9110 §9.3.6);
+					// an origin server has none to open, whatever the target.
+					p.method = MethodOther
+					return i + 1, p.fail(501, reasonConnect)
+				default:
+					p.method = MethodOther
+				}
 			}
 			st = stTargetStart
 			i++
@@ -269,6 +279,31 @@ func (p *Parser) line(buf []byte, i int) (int, Result) {
 		return end + 1, p.fail(414, reasonLineTooLong)
 	}
 	return i, NeedMore
+}
+
+// quickMethod recognises "GET ", "HEAD " and "POST " at the start of b, a
+// fresh method, in one or two compares; it returns the method and the
+// bytes up to the space, or 0 when the byte-wise path must decide.
+func (p *Parser) quickMethod(b []byte) (Method, int) {
+	if p.mlen != 0 || len(b) < 5 {
+		return 0, 0
+	}
+	switch load32(b) {
+	case wordGETSP:
+		p.mword, p.mlen = wordGET, 3
+		return MethodGet, 3
+	case wordHEADLE:
+		if b[4] == ' ' {
+			p.mword, p.mlen = wordHEAD, 4
+			return MethodHead, 4
+		}
+	case wordPOSTLE:
+		if b[4] == ' ' {
+			p.mword, p.mlen = wordPOST, 4
+			return MethodPost, 4
+		}
+	}
+	return 0, 0
 }
 
 // targetForm moves the request-target's form check on by one byte; false
