@@ -41,6 +41,7 @@ RESULTS = os.path.join(BENCH, "results")
 ZEROSYS = os.path.join(ROOT, "bin", "zerosys")
 PEERBIN = os.path.join(BENCH, "bin")
 WRK_LUA = os.path.join(BENCH, "wrk", "report.lua")
+IDLE_CLIENT = os.path.join(BENCH, "idle_client.py")
 DEFAULT_BODY = b"Have a nice day!"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -57,7 +58,9 @@ def cpu_layout():
 
 
 SERVER_CPUS, LOAD_CPUS = cpu_layout()
+ALL_CPUS = sorted(LOAD_CPUS + SERVER_CPUS)
 K = len(SERVER_CPUS)
+IDLE_CONNS = 15000
 
 
 def cpulist(cpus):
@@ -178,6 +181,14 @@ SERVERS = [
          cmd=zerosys_cmd("--sqpoll", "off", "--cpus", cpulist(SERVER_CPUS)),
          cpus=SERVER_CPUS, budget=K, needs=["--sqpoll"],
          note="no kernel poller; waits when idle", sig=signal.SIGINT, strace_quick=True),
+    dict(name="zerosys-slot", label="zerosys sqpoll off, recv slot", zerosys=True,
+         cmd=zerosys_cmd("--sqpoll", "off", "--recv", "slot", "--cpus", cpulist(SERVER_CPUS)),
+         cpus=SERVER_CPUS, budget=K, needs=["--sqpoll", "pool: one recv"],
+         note="a recv per read into a buffer per connection slot", sig=signal.SIGINT),
+    dict(name="zerosys-multishot", label="zerosys sqpoll off, recv multishot", zerosys=True,
+         cmd=zerosys_cmd("--sqpoll", "off", "--recv", "multishot", "--cpus", cpulist(SERVER_CPUS)),
+         cpus=SERVER_CPUS, budget=K, needs=["--sqpoll", "--recv"],
+         note="one multishot recv per connection into a shared buffer ring", sig=signal.SIGINT),
     dict(name="zerosys-mix", label="zerosys sqpoll off, status and delay mixes", zerosys=True,
          cmd=zerosys_cmd("--sqpoll", "off", "--cpus", cpulist(SERVER_CPUS),
                          "--status", "200,202:5", "--delay", "0:90,1ms:10"),
@@ -199,6 +210,14 @@ SERVERS = [
          cpus=sorted(set(LOAD_CPUS[:K]) | set(SERVER_CPUS)), budget=2 * K, needs=["--sqpoll", "--idle"],
          note=f"USES {2 * K} CPUs: shard on CPU {cpulist(LOAD_CPUS[:K])} (shared with the load generator), "
               f"poller on CPU {cpulist(SERVER_CPUS)}", sig=signal.SIGINT, strace_quick=True),
+] + [
+    # Shards sharing a few connections (the steering profile only): every
+    # CPU, the load generator's too, so 1 shard and N shards get the same.
+    dict(name=f"zerosys-{n}shard-{steer}", label=f"zerosys sqpoll off, {n} shard(s), --steer {steer}", zerosys=True,
+         cmd=zerosys_cmd("--sqpoll", "off", "--shards", str(n), "--cpus", cpulist(ALL_CPUS), "--steer", steer),
+         cpus=ALL_CPUS, budget=len(ALL_CPUS), needs=["--sqpoll", "--steer"], steering=True,
+         note=f"{n} shard(s) over CPUs {cpulist(ALL_CPUS)}, shared with the load generator", sig=signal.SIGINT)
+    for n, steer in ((1, "load"), (len(ALL_CPUS), "load"), (len(ALL_CPUS), "hash"))
 ]
 
 # --------------------------------------------------------------------------
@@ -213,6 +232,10 @@ PROFILES = [
          conns=64, pipeline=16, strace=False),
     dict(name="churn", title="Churn: Connection: close, 64 connections", tool="wrk", conns=64, close=True,
          quick=True, strace=True),
+    dict(name=f"idle-{IDLE_CONNS}", title=f"Memory: {IDLE_CONNS:,} idle keep-alive connections", tool="idle",
+         conns=IDLE_CONNS, quick=True, runs=1),
+    dict(name="shards-4", title="Shards sharing 4 keep-alive connections (every CPU, load generator included)",
+         tool="wrk", conns=4, quick=True, steering=True, load_cpus=ALL_CPUS),
 ] + [
     dict(name=f"sweep-{c}", title=f"Connection sweep: keep-alive, {c} connections", tool="wrk", conns=c,
          group="sweep", strace=False)
@@ -413,7 +436,8 @@ def body_bytes(n):
 def load_argv(prof, port, duration, conns=None):
     conns = conns or prof["conns"]
     url = f"http://127.0.0.1:{port}/"
-    threads = max(1, min(len(LOAD_CPUS), conns))
+    cpus = prof.get("load_cpus", LOAD_CPUS)
+    threads = max(1, min(len(cpus), conns))
     if prof["tool"] == "h2load":
         argv = ["h2load", "--h1", "-m", str(prof.get("pipeline", 1)), "-c", str(conns), "-t", str(threads),
                 "-D", str(duration), url]
@@ -425,7 +449,7 @@ def load_argv(prof, port, duration, conns=None):
         argv += [url]
         if prof.get("pipeline"):
             argv += ["--", "pipeline", str(prof["pipeline"])]
-    return ["taskset", "-c", cpulist(LOAD_CPUS)] + argv
+    return ["taskset", "-c", cpulist(cpus)] + argv
 
 
 def parse_h2load(out):
@@ -476,8 +500,38 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def measure_idle(server, prof):
+    """The idle profile: the server's resident memory with prof["conns"]
+    idle keep-alive connections, each answered once, against before."""
+    n = prof["conns"]
+    rss0, _ = memory_kb(server.pids)
+    argv = ["taskset", "-c", cpulist(LOAD_CPUS), sys.executable, IDLE_CLIENT, str(server.port), str(n), "60"]
+    t0 = time.time()
+    cl = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        line = cl.stdout.readline()
+        r = json.loads(line) if line.strip() else dict(answered=0, failed=n, first_error="client printed nothing")
+        time.sleep(1)  # whatever the server does after its last answer
+        rss1, hwm1 = memory_kb(server.pids)
+        server.pids = proc_tree(server.proc.pid)
+    finally:
+        cl.stdin.close()
+        try:
+            cl.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            cl.kill()
+            cl.wait()
+    return dict(requests=r["answered"], rps=0, errors=r["failed"], first_error=r["first_error"],
+                err_detail={}, server_cpu_s=0, server_task_cpu_s=0, poller_cpu_s=0,
+                rss_before_kb=rss0, rss_held_kb=rss1, hwm_held_kb=hwm1,
+                kib_per_conn=(rss1 - rss0) / n, open_s=r.get("open_s"), wall_s=time.time() - t0,
+                command=argv[:3] + ["bench/idle_client.py", "PORT", str(n), "60"])
+
+
 def measure(server, prof, duration):
     """One measured run."""
+    if prof["tool"] == "idle":
+        return measure_idle(server, prof)
     argv = load_argv(prof, server.port, duration)
     c0 = server.zerosys_counters()
     cpu0 = cpu_seconds(server.pids)
@@ -508,7 +562,7 @@ def measure(server, prof, duration):
         server_cpu_s=scpu, server_task_cpu_s=task1 - task0, poller_cpu_s=poll1 - poll0,
         server_cpu_util=scpu / wall / server.sdef["budget"],
         cpu_per_100k=scpu / reqs * 1e5 if reqs else None,
-        load_cpu_s=lcpu, load_cpu_util=lcpu / wall / len(LOAD_CPUS),
+        load_cpu_s=lcpu, load_cpu_util=lcpu / wall / len(prof.get("load_cpus", LOAD_CPUS)),
         other_cpu_util=max(0.0, (busy1 - busy0) - scpu - lcpu) / wall / os.cpu_count(),
         wall_s=wall, command=argv,
     )
@@ -639,6 +693,8 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
     try:
         for prof in profiles:
             for s in servers:
+                if bool(prof.get("steering")) != bool(s.get("steering")):
+                    continue  # the steering variants meet the steering profile only
                 port = free_port_pair(port + 2)
                 body = prof.get("body", 0)
                 print(f"bench: {prof['name']:<20} {s['name']:<18}", end="", flush=True)
@@ -649,9 +705,10 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
                 try:
                     srv.wait_ready()
                     rec["server_command"] = (srv.envdesc + " " if srv.envdesc else "") + srv.cmdline
-                    run_load(load_argv(prof, port, 1), 40)  # warm-up
+                    if prof["tool"] != "idle":
+                        run_load(load_argv(prof, port, 1), 40)  # warm-up
                     rec["answer_headers"] = srv.headers
-                    for _ in range(runs):
+                    for _ in range(prof.get("runs", runs)):
                         rec["runs"].append(measure(srv, prof, duration))
                     rss, hwm = memory_kb(srv.pids)
                     rec["rss_kb"], rec["hwm_kb"] = rss, hwm
@@ -664,8 +721,13 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
                     live.remove(srv)
                 summarize(rec)
                 data["results"].append(rec)
-                print(f" {fmt_num(rec.get('rps'))} req/s  cpu/100k={fmt_f(rec.get('cpu_per_100k'), 3)}s"
-                      f"  {rec.get('error', '')}", flush=True)
+                if prof["tool"] == "idle":
+                    print(f" {fmt_num(rec.get('requests'))} answered, {rec.get('errors')} failed, "
+                          f"{fmt_f(rec.get('kib_per_conn'), 2)} KiB per connection  {rec.get('error', '')}",
+                          flush=True)
+                else:
+                    print(f" {fmt_num(rec.get('rps'))} req/s  cpu/100k={fmt_f(rec.get('cpu_per_100k'), 3)}s"
+                          f"  {rec.get('error', '')}", flush=True)
                 time.sleep(0.3)
     finally:
         cleanup()
@@ -715,7 +777,8 @@ def summarize(rec):
     if not rs:
         return
     for k in ("rps", "lat_p50_us", "lat_p99_us", "lat_mean_us", "cpu_per_100k", "server_cpu_util",
-              "load_cpu_util", "other_cpu_util", "zerosys_enters_per_req"):
+              "load_cpu_util", "other_cpu_util", "zerosys_enters_per_req", "rss_before_kb", "rss_held_kb",
+              "kib_per_conn", "requests"):
         rec[k] = med(r.get(k) for r in rs)
     rec["errors"] = sum(r["errors"] for r in rs)
     rec["rps_all"] = [round(r["rps"]) for r in rs]
@@ -944,6 +1007,42 @@ def render(datasets, out_path):
         f.write("\n".join(L) + "\n")
 
 
+def render_idle(recs, ng, w):
+    w("Each connection sends one `GET /`, reads its answer and stays open; the server's RSS (all its "
+      "processes) is read before the connections open and again 1 s after the last answer.")
+    w("")
+    w("| server | answered | failed | RSS before MiB | RSS with them MiB | KiB per connection | vs nginx |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    base = ng.get("kib_per_conn") if ng else None
+    for r in recs:
+        if r.get("error") and r.get("kib_per_conn") is None:
+            w(f"| {r['label']} | failed: {r['error'][:120]} |" + " |" * 5)
+            continue
+        k = r.get("kib_per_conn")
+        ratio = k / base if base and k is not None else None
+        w(f"| {r['label']} | {fmt_num(r.get('requests'))} | {r['errors']} | {fmt_f(r['rss_before_kb'] / 1024, 1)} "
+          f"| {fmt_f(r['rss_held_kb'] / 1024, 1)} | {fmt_f(k, 2)} | {fmt_f(ratio)}x |")
+    w("")
+
+
+def render_steering(recs, w):
+    w("Few long-lived connections, as a load balancer keeps: with the kernel's hash they may all land on one "
+      "shard; `--steer load` gives each new connection to the shard with the fewest. Server and wrk share "
+      "every CPU, so the ratio is what a second shard adds on this machine, not a per-CPU figure.")
+    w("")
+    w("| server | req/s | vs 1 shard | p50 ms | p99 ms | errors | server CPU s / 100k req |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    one = next((r for r in recs if r["server"].startswith("zerosys-1shard") and r.get("rps")), None)
+    for r in recs:
+        if r.get("error") and not r.get("rps"):
+            w(f"| {r['label']} | failed: {r['error'][:120]} |" + " |" * 5)
+            continue
+        ratio = r["rps"] / one["rps"] if one else None
+        w(f"| {r['label']} | {fmt_num(r['rps'])} | {fmt_f(ratio)}x | {fmt_lat(r.get('lat_p50_us'))} "
+          f"| {fmt_lat(r.get('lat_p99_us'))} | {r['errors']} | {fmt_f(r.get('cpu_per_100k'), 3)} |")
+    w("")
+
+
 def render_one(data, w):
     m = data["machine"]
     mode = data["mode"]
@@ -986,6 +1085,12 @@ def render_one(data, w):
         if p["name"] in plots:
             w(f"![{p['name']}](bench/results/{mode}/{plots[p['name']]})")
             w("")
+        if p["tool"] == "idle":
+            render_idle(recs, ng, w)
+            continue
+        if p.get("steering"):
+            render_steering(recs, w)
+            continue
         per = "100k conns" if p.get("close") else "100k req"
         w(f"| server | CPUs | req/s | vs nginx | p50 ms | p99 ms | errors | server CPU s / {per} | vs nginx "
           f"| server CPU | load-gen CPU | bottleneck | syscalls/req (strace) | zerosys enters/req | RSS / peak MiB |")

@@ -8,6 +8,7 @@ type actKind uint8
 const (
 	actAccept    actKind = iota + 1 // multishot accept4(2) on the listener
 	actRecv                         // recv(2) into buf
+	actRecvPool                     // recv(2) into a buffer the kernel takes from the pool
 	actRecvMulti                    // multishot recv(2) from the provided-buffer pool
 	actSend                         // send(2) of buf
 	actSendZC                       // zero-copy send(2) of buf

@@ -11,10 +11,15 @@ import (
 )
 
 // bufPool is a provided-buffer ring (IORING_REGISTER_PBUF_RING, 5.19): the
-// shard hands the kernel a pool of receive buffers, and a multishot recv
-// takes one per completion. Buffers come back to the pool only when the
-// shard has framed their bytes. The pool itself is plain memory; register
-// hands it to a ring, so the lifecycle can be tested without one.
+// shard hands the kernel a pool of receive buffers, and a recv takes one
+// per completion. Buffers come back to the pool only when the shard has
+// framed their bytes. The pool itself is plain memory; register hands it
+// to a ring, so the lifecycle can be tested without one.
+//
+// The kernel takes buffers in ring order, so every buffer in circulation
+// is touched in turn. Only poolStart buffers circulate at first; more are
+// published as the free ones run low (poolLow), so resident memory follows
+// the most reads ever in flight at once, not the pool's size.
 type bufPool struct {
 	mem   []byte         // the ring: entries of struct io_uring_buf, 16 bytes each
 	bufs  []byte         // the buffers, size bytes each
@@ -24,6 +29,8 @@ type bufPool struct {
 	word  *uint32        // bytes 12-15 of the ring: entry 0's bid and the tail
 	group uint16         // buffer group id
 	out   int            // buffers the kernel has filled and the shard not returned
+	free  int            // buffers published and not yet filled
+	fresh int            // buffers [fresh, n) have never been published
 	n     int            // entries
 	next  []int32        // per buffer: the next buffer held by the same connection
 	fill  []uint32       // per buffer: bytes received into it
@@ -50,11 +57,24 @@ func newBufPool(n, size int) (*bufPool, error) {
 		next: make([]int32, n), fill: make([]uint32, n), base: unsafe.Pointer(&mem[0]),
 	}
 	b.word = (*uint32)(unsafe.Add(b.base, 12))
-	b.out = n // as if the shard held every buffer; the puts hand them over
-	for i := range n {
-		b.put(uint16(i))
-	}
+	b.grow(poolStart)
 	return b, nil
+}
+
+// Buffers in circulation at first, and the free count below which more
+// are published, up to the pool's size.
+const (
+	poolStart = 64
+	poolLow   = 32
+)
+
+// grow publishes up to k buffers never published before.
+func (b *bufPool) grow(k int) {
+	for ; k > 0 && b.fresh < b.n; k-- {
+		b.out++ // as if filled: publish counts it back
+		b.publish(uint16(b.fresh))
+		b.fresh++
+	}
 }
 
 // register makes the pool group b.group of ring r.
@@ -67,7 +87,7 @@ func (b *bufPool) register(r *ring) error {
 }
 
 // dry reports that the kernel holds no free buffer.
-func (b *bufPool) dry() bool { return b.out >= b.n }
+func (b *bufPool) dry() bool { return b.free == 0 }
 
 // buf returns buffer bid's received bytes.
 func (b *bufPool) buf(bid uint16) []byte {
@@ -78,18 +98,26 @@ func (b *bufPool) buf(bid uint16) []byte {
 // take records that the kernel filled buffer bid with n bytes.
 func (b *bufPool) take(bid uint16, n int32) {
 	b.out++
+	b.free--
 	b.fill[bid] = uint32(max(n, 0))
 	b.next[bid] = -1
+	if b.free < poolLow {
+		b.grow(poolLow)
+	}
 }
 
 // put returns buffer bid to the kernel.
-func (b *bufPool) put(bid uint16) {
+func (b *bufPool) put(bid uint16) { b.publish(bid) }
+
+// publish hands buffer bid to the kernel's side of the ring.
+func (b *bufPool) publish(bid uint16) {
 	e := unsafe.Add(b.base, uintptr(b.tail&b.mask)*16)
 	*(*uint64)(e) = uint64(uintptr(unsafe.Pointer(&b.bufs[int(bid)*b.size])))
 	*(*uint32)(unsafe.Add(e, 8)) = uint32(b.size)
 	*(*uint16)(unsafe.Add(e, 12)) = bid
 	b.tail++
 	b.out--
+	b.free++
 	if debugChecks && b.out < 0 {
 		panic("shard: pool buffer returned twice")
 	}
@@ -105,6 +133,18 @@ func (b *bufPool) close() {
 		_ = unix.Munmap(b.mem)
 		b.mem = nil
 	}
+}
+
+// prepRecvPool queues a recv(2) that takes its buffer from group when the
+// bytes arrive: no memory is committed to a connection that sends nothing.
+// Length 0 reads up to the buffer's size.
+func (r *ring) prepRecvPool(fd int32, group uint16, ud uint64) {
+	e := r.getSQE()
+	e.OpCode = giouring.OpRecv
+	e.Fd = fd
+	e.Flags = sqeBufferSelect
+	e.BufIG = group
+	e.UserData = ud
 }
 
 // prepRecvMultishot queues a recv(2) that stays armed and takes a buffer

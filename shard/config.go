@@ -43,10 +43,8 @@ type Config struct {
 
 	MaxConns   int // connection slots; default 4096, at most 1<<20 - 1
 	RecvBuffer int // bytes of a receive buffer; default 4096
-	// RecvMultishot receives with one multishot recv per connection into a
-	// shared pool of provided buffers (a buffer ring) instead of a recv per
-	// read into a buffer per slot.
-	RecvMultishot bool
+	// Recv chooses where received bytes land; see RecvMode.
+	Recv          RecvMode
 	MaxPipeline   int           // answers queued per connection before reading pauses; default 1024
 	HeaderTimeout time.Duration // a request's head must arrive within this; default 30s
 	IdleTimeout   time.Duration // keep-alive connection without a request; default 75s
@@ -91,8 +89,59 @@ type Config struct {
 	// a teardown that hit its bound); nil means slog.Default().
 	Logger *slog.Logger
 
-	bufCount int // with RecvMultishot: buffers in the pool (a power of two); 0 sizes it from MaxConns. For tests.
+	bufCount int // with a pool (RecvPool, RecvMultishot): its buffers (a power of two); 0 sizes it from MaxConns. For tests.
 }
+
+// maxPoolBuffers bounds the receive pool (see poolSize).
+const maxPoolBuffers = 4096
+
+// RecvMode is where a shard's received bytes land.
+type RecvMode uint8
+
+// Receive modes. The pool modes take a buffer from the shard's buffer ring
+// only when bytes arrive and give it back once they are framed, so an idle
+// connection holds no receive memory.
+const (
+	// RecvPool: a recv per read, whose buffer the kernel takes from the
+	// shard's pool as the bytes arrive (IOSQE_BUFFER_SELECT). The default.
+	RecvPool RecvMode = iota
+	// RecvSlot: a recv per read into a buffer of the connection's own
+	// (RecvBuffer bytes per slot, touched once the slot is first used).
+	RecvSlot
+	// RecvMultishot: one multishot recv per connection, armed until it
+	// ends, from the same pool.
+	RecvMultishot
+)
+
+// String returns the mode's flag spelling.
+func (m RecvMode) String() string {
+	switch m {
+	case RecvPool:
+		return "pool"
+	case RecvSlot:
+		return "slot"
+	case RecvMultishot:
+		return "multishot"
+	}
+	return "recv?"
+}
+
+// ParseRecvMode reads a mode in its flag spelling; "single" is the
+// earlier name of "slot".
+func ParseRecvMode(s string) (RecvMode, error) {
+	if s == "single" {
+		return RecvSlot, nil
+	}
+	for _, m := range []RecvMode{RecvPool, RecvSlot, RecvMultishot} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("recv %q: want pool, slot or multishot", s)
+}
+
+// pooled reports whether the mode receives into the shard's buffer ring.
+func (m RecvMode) pooled() bool { return m != RecvSlot }
 
 func (c *Config) setDefaults() {
 	def := func(p *int, v int) {
@@ -128,15 +177,18 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// poolSize is the number of buffers in the multishot receive pool: sized
-// to the table, at most 8192 buffers, so memory follows traffic, not
-// connection count.
+// poolSize is the number of buffers in the receive pool: as many as the
+// table has slots, from 64 up to 4096. A buffer is out only from the recv
+// that fills it until its bytes are framed, the same loop turn unless the
+// connection's answer queue is full, so what the pool needs follows the
+// reads in flight, not the connections open; and only the buffers those
+// reads have needed are ever touched (see bufPool).
 func (c *Config) poolSize() int {
 	if c.bufCount > 0 {
 		return c.bufCount
 	}
 	n := 64
-	for n < min(c.MaxConns, 8192) {
+	for n < min(c.MaxConns, maxPoolBuffers) {
 		n *= 2
 	}
 	return n

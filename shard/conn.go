@@ -212,7 +212,7 @@ func (e *engine) keepReading(c *conn) {
 	switch {
 	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf && !c.peerEOF:
 		e.recv(c)
-	case full && c.recvArmed && e.pool != nil && !c.recvPaused:
+	case full && c.recvArmed && e.cfg.Recv == RecvMultishot && !c.recvPaused:
 		// A multishot recv would keep taking buffers for a client we have
 		// stopped reading: pause it.
 		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
@@ -246,7 +246,11 @@ func (e *engine) recv(c *conn) {
 			}
 			return
 		}
-		e.push(action{kind: actRecvMulti, fd: c.fd, ud: c.ud(opRecv)})
+		k := actRecvPool
+		if e.cfg.Recv == RecvMultishot {
+			k = actRecvMulti
+		}
+		e.push(action{kind: k, fd: c.fd, ud: c.ud(opRecv)})
 	} else {
 		e.push(action{kind: actRecv, fd: c.fd, buf: e.slotBuf(c.slot), ud: c.ud(opRecv)})
 	}

@@ -102,7 +102,7 @@ func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
 		t.Fatal(err)
 	}
 	var pool *bufPool
-	if cfg.RecvMultishot {
+	if cfg.Recv.pooled() {
 		if pool, err = newBufPool(cfg.poolSize(), cfg.RecvBuffer); err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 	switch a.kind {
 	case actAccept:
 		return // only connect or a cancel completes it
-	case actRecv, actRecvMulti:
+	case actRecv, actRecvPool, actRecvMulti:
 		k.completeRecv(o, how)
 	case actSend, actSendZC:
 		if o.notif {
@@ -358,6 +358,7 @@ func (k *fakeKernel) finishSend(o *fakeOp, res int32) {
 func (k *fakeKernel) completeRecv(o *fakeOp, how byte) {
 	s, a := o.sock, o.a
 	multi := a.kind == actRecvMulti
+	pooled := multi || a.kind == actRecvPool
 	switch {
 	case s.wasReset:
 		k.remove(o)
@@ -368,7 +369,7 @@ func (k *fakeKernel) completeRecv(o *fakeOp, how byte) {
 			n = len(s.rx)
 		}
 		var flags uint32
-		if multi {
+		if pooled {
 			bid, ok := k.takeBuf()
 			if !ok {
 				k.remove(o)
@@ -378,7 +379,7 @@ func (k *fakeKernel) completeRecv(o *fakeOp, how byte) {
 			n = min(n, k.e.pool.size)
 			copy(k.e.pool.bufs[int(bid)*k.e.pool.size:], s.rx[:n])
 			flags = cqeFBuffer | uint32(bid)<<cqeBufferShift | cqeFMore
-			if how%7 == 3 {
+			if !multi || how%7 == 3 {
 				flags &^= cqeFMore // the kernel may end a multishot recv at any time
 				k.remove(o)
 			}
@@ -454,7 +455,7 @@ func (k *fakeKernel) reset(s *fakeSock) {
 	s.wasReset = true
 	for _, o := range k.opsOf(s) {
 		switch o.a.kind {
-		case actRecv, actRecvMulti:
+		case actRecv, actRecvPool, actRecvMulti:
 			k.remove(o)
 			k.deliver(o.a.ud, -int32(unix.ECONNRESET), 0)
 		case actSend, actSendZC:

@@ -45,7 +45,16 @@ func lifecycleConfig(b byte) Config {
 		SendTimeout:   4 * time.Second,
 		LingerTimeout: 2 * time.Second,
 	}
-	cfg.RecvMultishot = b&1 != 0
+	// The low bit: a buffer per slot, or a pool; which pool mode, the
+	// parity of two bits used below too (no bit is free), so each pool
+	// mode meets each of those settings.
+	cfg.Recv = RecvSlot
+	if b&1 != 0 {
+		cfg.Recv = RecvPool
+		if (b>>4^b>>6)&1 != 0 {
+			cfg.Recv = RecvMultishot
+		}
+	}
 	if b&2 != 0 {
 		cfg.Mode = ModeClose
 	}
@@ -123,7 +132,7 @@ func runLifecycle(t testing.TB, script []byte) {
 			if s := k.sock(arg); s != nil {
 				s.peerEOF = true
 				for _, o := range k.opsOf(s) {
-					if o.a.kind == actRecv || o.a.kind == actRecvMulti {
+					if o.a.kind == actRecv || o.a.kind == actRecvPool || o.a.kind == actRecvMulti {
 						k.complete(o, 0)
 					}
 				}
@@ -265,9 +274,9 @@ func TestLifecycleSeeds(t *testing.T) {
 // received must all be answered before the close (the EOF must not throw
 // away input not yet framed).
 func TestLifecyclePeerEOFAfterPipeline(t *testing.T) {
-	for _, multishot := range []bool{false, true} {
+	for _, recv := range []RecvMode{RecvSlot, RecvPool, RecvMultishot} {
 		cfg := lifecycleConfig(0)
-		cfg.RecvMultishot = multishot
+		cfg.Recv = recv
 		cfg.RecvBuffer, cfg.bufCount, cfg.MaxPipeline = 4096, 16, 1024
 		k := newFakeKernel(t, cfg)
 		k.connect()
@@ -278,7 +287,7 @@ func TestLifecyclePeerEOFAfterPipeline(t *testing.T) {
 		s.peerEOF = true
 		k.quiesce() // checks every request was answered
 		if s.requests != 17 || len(s.answers) != 17 {
-			t.Errorf("multishot %v: %d requests sent, %d answers queued, want 17", multishot, s.requests, len(s.answers))
+			t.Errorf("recv %v: %d requests sent, %d answers queued, want 17", recv, s.requests, len(s.answers))
 		}
 	}
 }

@@ -170,6 +170,8 @@ func (s *Shard) prep(a *action) {
 		r.prepMultishotAccept(int(a.fd), a.ud)
 	case actRecv:
 		r.prepRecv(a.fd, a.buf, a.ud)
+	case actRecvPool:
+		r.prepRecvPool(a.fd, s.e.pool.group, a.ud)
 	case actRecvMulti:
 		r.prepRecvMultishot(a.fd, s.e.pool.group, a.ud)
 	case actSend:

@@ -20,26 +20,28 @@ import (
 
 // ringMode is one way of running shards, for the test matrix.
 type ringMode struct {
-	name      string
-	sqpoll    bool
-	shards    int
-	multishot bool // multishot recv into a buffer ring
+	name   string
+	sqpoll bool
+	shards int
+	recv   RecvMode
 }
 
 // modes lists {sqpoll on, off} x {1, 2 shards}. A spinning SQPOLL shard
 // needs a CPU for itself and one for its poller; combinations the machine
 // cannot place are skipped with the reason.
 var modes = []ringMode{
-	{"sqpoll=off/shards=1", false, 1, false},
-	{"sqpoll=off/shards=2", false, 2, false},
-	{"sqpoll=on/shards=1", true, 1, false},
-	{"sqpoll=on/shards=2", true, 2, false},
-	{"sqpoll=off/shards=1/recv=multishot", false, 1, true},
-	{"sqpoll=on/shards=1/recv=multishot", true, 1, true},
+	{"sqpoll=off/shards=1", false, 1, RecvPool},
+	{"sqpoll=off/shards=2", false, 2, RecvPool},
+	{"sqpoll=on/shards=1", true, 1, RecvPool},
+	{"sqpoll=on/shards=2", true, 2, RecvPool},
+	{"sqpoll=off/shards=1/recv=multishot", false, 1, RecvMultishot},
+	{"sqpoll=on/shards=1/recv=multishot", true, 1, RecvMultishot},
+	{"sqpoll=off/shards=1/recv=slot", false, 1, RecvSlot},
+	{"sqpoll=on/shards=1/recv=slot", true, 1, RecvSlot},
 }
 
 // recvModes is one shard without SQPOLL, receiving each way.
-var recvModes = []ringMode{modes[0], modes[4]}
+var recvModes = []ringMode{modes[0], modes[4], modes[6]}
 
 // forRecvModes runs f as a subtest for each way of receiving.
 func forRecvModes(t *testing.T, f func(t *testing.T, m ringMode)) {
@@ -126,7 +128,7 @@ func startServer(t testing.TB, m ringMode, mutate func(*Config)) *testServer {
 		_ = g.Close()
 	})
 	for i, a := range plan.Shards {
-		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256, RecvMultishot: m.multishot}
+		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256, Recv: m.recv}
 		if mutate != nil {
 			mutate(&cfg)
 		}
@@ -480,7 +482,7 @@ func TestStopReleasesEverything(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := Start(Config{ListenFD: g.FDs[0], CPU: -1, SQPoll: m.sqpoll, MaxConns: 16, RecvMultishot: m.multishot})
+		s, err := Start(Config{ListenFD: g.FDs[0], CPU: -1, SQPoll: m.sqpoll, MaxConns: 16, Recv: m.recv})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -584,46 +586,50 @@ func TestServeHigherMinorVersion(t *testing.T) {
 }
 
 // TestServeBufferPoolDry: with more busy connections than receive buffers,
-// multishot recvs end with ENOBUFS; they must be re-armed as buffers come
+// pool and multishot recvs end with ENOBUFS; they must be re-armed as buffers come
 // back, and every request must still be answered.
 func TestServeBufferPoolDry(t *testing.T) {
-	ts := startServer(t, modes[4], func(c *Config) { c.bufCount = 4; c.MaxPipeline = 8 })
-	const conns, each = 24, 200
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.Dial("tcp", ts.addr)
-			if err != nil {
-				errs <- err
-				return
+	for _, m := range []ringMode{modes[0], modes[4]} {
+		t.Run(m.name, func(t *testing.T) {
+			ts := startServer(t, m, func(c *Config) { c.bufCount = 4; c.MaxPipeline = 8 })
+			const conns, each = 24, 200
+			var wg sync.WaitGroup
+			errs := make(chan error, conns)
+			for range conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c, err := net.Dial("tcp", ts.addr)
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+					go func() { _, _ = c.Write(bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), each)) }()
+					br := bufio.NewReader(c)
+					for i := range each {
+						resp, err := http.ReadResponse(br, nil)
+						if err != nil {
+							errs <- fmt.Errorf("answer %d: %w", i, err)
+							return
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+					}
+				}()
 			}
-			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-			go func() { _, _ = c.Write(bytes.Repeat([]byte("GET / HTTP/1.1\r\nHost: t\r\n\r\n"), each)) }()
-			br := bufio.NewReader(c)
-			for i := range each {
-				resp, err := http.ReadResponse(br, nil)
-				if err != nil {
-					errs <- fmt.Errorf("answer %d: %w", i, err)
-					return
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	waitFor(t, "request counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Counters[cRequests] }) == conns*each })
-	nobufs := ts.total(func(s Stats) uint64 { return s.Counters[cRecvNoBufs] })
-	t.Logf("%d requests over %d connections with 4 receive buffers; %d recvs ran dry and were re-armed", conns*each, conns, nobufs)
-	if nobufs == 0 {
-		t.Error("the pool never ran dry: the path under test did not run")
+			waitFor(t, "request counters", func() bool { return ts.total(func(s Stats) uint64 { return s.Counters[cRequests] }) == conns*each })
+			nobufs := ts.total(func(s Stats) uint64 { return s.Counters[cRecvNoBufs] })
+			t.Logf("%d requests over %d connections with 4 receive buffers; %d recvs ran dry and were re-armed", conns*each, conns, nobufs)
+			if nobufs == 0 {
+				t.Error("the pool never ran dry: the path under test did not run")
+			}
+		})
 	}
 }
 
@@ -677,7 +683,7 @@ func TestServeSendZC(t *testing.T) {
 // after its answer (lingering close), or that never reads a last answer
 // linked to the close, must not hold the slot past the timeouts.
 func TestServeTimeoutsFreeSlots(t *testing.T) {
-	for _, m := range []ringMode{modes[0], modes[4], {"sqpoll=off/shards=1/send=zerocopy", false, 1, false}} {
+	for _, m := range []ringMode{modes[0], modes[4], {"sqpoll=off/shards=1/send=zerocopy", false, 1, RecvPool}} {
 		t.Run(m.name, func(t *testing.T) { testServeTimeoutsFreeSlots(t, m, strings.Contains(m.name, "zerocopy")) })
 	}
 }

@@ -74,7 +74,7 @@ func Start(cfg Config) (*Shard, error) {
 		return nil, err
 	}
 	var pool *bufPool
-	if cfg.RecvMultishot {
+	if cfg.Recv.pooled() {
 		if pool, err = newBufPool(cfg.poolSize(), cfg.RecvBuffer); err != nil {
 			return nil, fmt.Errorf("shard %d: %w", cfg.ID, err)
 		}

@@ -35,6 +35,7 @@ type config struct {
 	maxConns int
 	recvBuf  int
 	recv     string
+	recvMode shard.RecvMode
 	sendZC   bool
 
 	statusSpec  string // --status: a status or a mix
@@ -149,7 +150,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "connection slots per shard (0: the descriptor limit, raised to its hard limit, shared out over the shards); when nearly full, the connections longest waiting for a first request, then the longest idle, make room")
 	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "bytes of one receive buffer")
-	fs.StringVar(&c.recv, "recv", "single", "single: one recv per read into a buffer per connection slot; multishot: one multishot recv per connection into a shared buffer ring (memory follows traffic, not connections)")
+	fs.StringVar(&c.recv, "recv", "pool", "pool: one recv per read into a buffer the kernel takes from the shard's buffer ring as bytes arrive (an idle connection holds none); slot: one recv per read into a buffer of the connection's own (single is its earlier name); multishot: one multishot recv per connection from the buffer ring")
 	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "a request head must arrive within this (408, then close)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "close a keep-alive connection idle this long")
@@ -231,8 +232,10 @@ func (c *config) validate() error {
 	if c.sqpoll != "on" && c.sqpoll != "off" && c.sqpoll != "auto" {
 		bad("--sqpoll %q: want auto, on or off", c.sqpoll)
 	}
-	if c.recv != "single" && c.recv != "multishot" {
-		bad("--recv %q: want single or multishot", c.recv)
+	if m, err := shard.ParseRecvMode(c.recv); err != nil {
+		bad("--%v", err)
+	} else {
+		c.recvMode = m
 	}
 	if c.idle != "spin" && c.idle != "adaptive" {
 		bad("--idle %q: want spin or adaptive", c.idle)

@@ -306,8 +306,9 @@ func TestNoResetsOnClose(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	for _, mode := range []struct{ name, flag, header, recv string }{
-		{"close-mode", "close", "X-Test: 1", "single"},
-		{"keepalive-mode-connection-close", "keepalive", "Connection: close", "single"},
+		{"close-mode", "close", "X-Test: 1", "pool"},
+		{"keepalive-mode-connection-close", "keepalive", "Connection: close", "pool"},
+		{"close-mode-slot-recv", "close", "X-Test: 1", "slot"},
 		{"close-mode-multishot-recv", "close", "X-Test: 1", "multishot"},
 		{"keepalive-mode-connection-close-multishot-recv", "keepalive", "Connection: close", "multishot"},
 	} {

@@ -185,7 +185,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Limits:        cfg.limits(),
 			MaxConns:      maxConns,
 			RecvBuffer:    cfg.recvBuf,
-			RecvMultishot: cfg.recv == "multishot",
+			Recv:          cfg.recvMode,
 			SendZC:        cfg.sendZC,
 			MaxPipeline:   cfg.maxPipeline,
 			HeaderTimeout: cfg.headerTimeout,
