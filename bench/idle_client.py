@@ -48,7 +48,7 @@ def idle_client(port, n, hold):
                 if not chunk:
                     raise OSError("closed in the body")
                 body += chunk
-            if not head.startswith(b"HTTP/1.1 200"):
+            if not head.startswith(b"HTTP/1.1 2"):
                 raise OSError(head.split(b"\r\n")[0].decode(errors="replace"))
             ok += 1
         except OSError as e:

@@ -16,6 +16,7 @@ const (
 	actClose                        // close(2)
 	actCancel                       // IORING_OP_ASYNC_CANCEL of the operation whose user_data is target
 	actRead                         // read(2) into buf (the control eventfd)
+	actLingerReset                  // setsockopt(2) SO_LINGER {on, 0}: the close resets
 )
 
 // action is one operation to queue. The engine fills it; the loop copies it

@@ -176,6 +176,15 @@ func (e *engine) abort(c *conn, r closeReason) {
 	e.timers.cancel(c.slot)
 	c.deadline = e.now + abortBackstop
 	e.nextSweep = min(e.nextSweep, c.deadline)
+	if r == reasonTimeoutSend {
+		// A client that stopped reading: what it left unread would stay
+		// in the kernel after the close, an orphan socket holding up to
+		// its send buffer (megabytes) until the peer reads or gives up.
+		// Reset it instead, as nginx's reset_timedout_connection does.
+		// Its completion is handled as the shutdown's (it only counts).
+		e.push(action{kind: actLingerReset, fd: c.fd, ud: c.ud(opShutdown)})
+		c.opQueued()
+	}
 	if c.ops > 0 {
 		// Ends the recv or send in flight, also after a linger's SHUT_WR.
 		// Should one outlive it, the sweep cancels it (abortBackstop).

@@ -312,6 +312,9 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 			s.shutWR, s.shutRD = true, true
 		}
 		k.deliver(a.ud, 0, 0)
+	case actLingerReset:
+		k.remove(o)
+		k.deliver(a.ud, 0, 0)
 	case actClose:
 		k.remove(o)
 		if s != nil {

@@ -180,6 +180,8 @@ func (s *Shard) prep(a *action) {
 		r.prepSendZC(a.fd, a.buf, link, a.ud)
 	case actShutdown:
 		r.prepShutdown(a.fd, int(a.n), 0, a.ud)
+	case actLingerReset:
+		r.prepLingerReset(a.fd, a.ud)
 	case actClose:
 		r.prepClose(a.fd, a.ud)
 	case actCancel:

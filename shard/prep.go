@@ -93,3 +93,26 @@ func (r *ring) prepCancel(target uint64, ud uint64) {
 	e.Addr = target
 	e.UserData = ud
 }
+
+// lingerReset is SO_LINGER {on, 0 s}: a close then resets the connection
+// and frees its unsent data at once. The kernel reads it when the command
+// runs; it never changes.
+var lingerReset = unix.Linger{Onoff: 1, Linger: 0}
+
+// socketOpSetsockopt is SOCKET_URING_OP_SETSOCKOPT, the socket command of
+// IORING_OP_URING_CMD that runs setsockopt(2) (Linux 6.7).
+const socketOpSetsockopt = 3
+
+// prepLingerReset queues setsockopt(fd, SOL_SOCKET, SO_LINGER, {1, 0}) as
+// an io_uring socket command: no syscall. A kernel without it fails the
+// command (EOPNOTSUPP), and the close is an orderly one as before.
+func (r *ring) prepLingerReset(fd int32, ud uint64) {
+	e := r.getSQE()
+	e.OpCode = giouring.OpUringCmd
+	e.Fd = fd
+	e.Off = socketOpSetsockopt                                    // cmd_op: the low half of off
+	e.Addr = uint64(unix.SOL_SOCKET) | uint64(unix.SO_LINGER)<<32 // level, optname
+	e.SpliceFdIn = int32(unsafe.Sizeof(lingerReset))              // optlen
+	e.Addr3 = uint64(uintptr(unsafe.Pointer(&lingerReset)))       // optval
+	e.UserData = ud
+}

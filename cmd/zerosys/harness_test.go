@@ -203,6 +203,7 @@ func (m metrics) sum(name string, want ...string) float64 {
 var toolPackages = map[string]string{
 	"strace": "strace", "curl": "curl", "wrk": "wrk", "h2load": "nghttp2-client", "setpriv": "util-linux",
 	"ab": "apache2-utils", "hey": "hey", "ip": "iproute2", "nstat": "iproute2", "python3": "python3",
+	"slowhttptest": "slowhttptest",
 }
 
 // needTool skips without the tool, except in CI, where its absence means
