@@ -6,17 +6,17 @@ package shard
 type actKind uint8
 
 const (
-	actAccept    actKind = iota + 1 // multishot accept4(2) on the listener
-	actRecv                         // recv(2) into buf
-	actRecvPool                     // recv(2) into a buffer the kernel takes from the pool
-	actRecvMulti                    // multishot recv(2) from the provided-buffer pool
-	actSend                         // send(2) of buf
-	actSendZC                       // zero-copy send(2) of buf
-	actShutdown                     // shutdown(2); how is in n
-	actClose                        // close(2)
-	actCancel                       // IORING_OP_ASYNC_CANCEL of the operation whose user_data is target
-	actRead                         // read(2) into buf (the control eventfd)
-	actLingerReset                  // setsockopt(2) SO_LINGER {on, 0}: the close resets
+	actAccept      actKind = iota + 1 // multishot accept4(2) on the listener
+	actRecv                           // recv(2) into buf
+	actRecvPool                       // recv(2) into a buffer the kernel takes from the pool
+	actRecvMulti                      // multishot recv(2) from the provided-buffer pool
+	actSend                           // send(2) of buf
+	actSendZC                         // zero-copy send(2) of buf
+	actShutdown                       // shutdown(2); how is in n
+	actClose                          // close(2)
+	actCancel                         // IORING_OP_ASYNC_CANCEL of the operation whose user_data is target
+	actRead                           // read(2) into buf (the control eventfd)
+	actLingerReset                    // setsockopt(2) SO_LINGER {on, 0}: the close resets
 )
 
 // action is one operation to queue. The engine fills it; the loop copies it
