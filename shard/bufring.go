@@ -71,7 +71,6 @@ const (
 // grow publishes up to k buffers never published before.
 func (b *bufPool) grow(k int) {
 	for ; k > 0 && b.fresh < b.n; k-- {
-		b.out++ // as if filled: publish counts it back
 		b.publish(uint16(b.fresh))
 		b.fresh++
 	}
@@ -107,7 +106,13 @@ func (b *bufPool) take(bid uint16, n int32) {
 }
 
 // put returns buffer bid to the kernel.
-func (b *bufPool) put(bid uint16) { b.publish(bid) }
+func (b *bufPool) put(bid uint16) {
+	b.out--
+	if debugChecks && b.out < 0 {
+		panic("shard: pool buffer returned twice")
+	}
+	b.publish(bid)
+}
 
 // publish hands buffer bid to the kernel's side of the ring.
 func (b *bufPool) publish(bid uint16) {
@@ -116,11 +121,7 @@ func (b *bufPool) publish(bid uint16) {
 	*(*uint32)(unsafe.Add(e, 8)) = uint32(b.size)
 	*(*uint16)(unsafe.Add(e, 12)) = bid
 	b.tail++
-	b.out--
 	b.free++
-	if debugChecks && b.out < 0 {
-		panic("shard: pool buffer returned twice")
-	}
 	// The tail is a __u16 sharing a 32-bit word with entry 0's bid. Go has
 	// no 16-bit atomic, so the word is stored whole, with the bid as it is:
 	// the store is a release, ordering the entry's fields before the tail.
@@ -137,24 +138,20 @@ func (b *bufPool) close() {
 
 // prepRecvPool queues a recv(2) that takes its buffer from group when the
 // bytes arrive: no memory is committed to a connection that sends nothing.
-// Length 0 reads up to the buffer's size.
-func (r *ring) prepRecvPool(fd int32, group uint16, ud uint64) {
+// Length 0 reads up to the buffer's size. It returns the SQE, for
+// prepRecvMultishot to mark.
+func (r *ring) prepRecvPool(fd int32, group uint16, ud uint64) *sqe {
 	e := r.getSQE()
 	e.OpCode = giouring.OpRecv
 	e.Fd = fd
 	e.Flags = sqeBufferSelect
 	e.BufIG = group
 	e.UserData = ud
+	return e
 }
 
 // prepRecvMultishot queues a recv(2) that stays armed and takes a buffer
 // from group for each completion (IORING_CQE_F_MORE while armed). Since 6.0.
 func (r *ring) prepRecvMultishot(fd int32, group uint16, ud uint64) {
-	e := r.getSQE()
-	e.OpCode = giouring.OpRecv
-	e.Fd = fd
-	e.IoPrio = recvMultishot
-	e.Flags = sqeBufferSelect
-	e.BufIG = group
-	e.UserData = ud
+	r.prepRecvPool(fd, group, ud).IoPrio = recvMultishot
 }
