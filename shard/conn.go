@@ -291,6 +291,9 @@ func (e *engine) send(c *conn) {
 		}
 		b = p.many[c.out.off:c.out.end]
 	}
+	if len(b) > maxSendChunk {
+		b = b[:maxSendChunk]
+	}
 	last := c.q.len == 1 && h.count == c.out.k && c.out.off+uint32(len(b)) == c.out.end
 	link := last && c.phase == phaseFinishing && !c.recvArmed && c.ops == 0 && (!c.linger || c.peerEOF)
 	c.out.zc = e.cfg.SendZC && len(b) >= zcMin && h.v != vCustom
@@ -307,6 +310,14 @@ func (e *engine) send(c *conn) {
 		e.queueClose(c)
 	}
 }
+
+// maxSendChunk bounds one send. The kernel copies a send into the socket
+// as far as its buffer (up to 4 MiB) allows inside the loop turn that
+// submits it, so a burst of new connections asking for megabytes would
+// hold every other connection's answers back by tens of milliseconds
+// (TestSlowAttacks); the rest goes in the next sends, turn by turn. nginx
+// bounds sendfile the same way (sendfile_max_chunk).
+const maxSendChunk = 512 << 10
 
 // zcMin is the smallest send that goes zero-copy with SendZC: below it,
 // the second completion costs more than the copy it saves.

@@ -89,6 +89,7 @@ type fakeKernel struct {
 	now     int64
 	accepts int
 	closes  int
+	sends   int  // send operations queued
 	whole   bool // recvs take all they can (while quiescing)
 
 	altNext bool // changeBehaviour switches back to the start-up behaviour
@@ -188,6 +189,12 @@ func (k *fakeKernel) collect() {
 		}
 		if a.kind == actSendZC {
 			o.set = decode(a.ud, 0, 0).set
+		}
+		if (a.kind == actSend || a.kind == actSendZC) && len(a.buf) > maxSendChunk {
+			k.fail("a send of %d bytes, over maxSendChunk", len(a.buf))
+		}
+		if a.kind == actSend || a.kind == actSendZC {
+			k.sends++
 		}
 		k.ops = append(k.ops, o)
 		prev = o

@@ -311,6 +311,66 @@ func TestLifecycleKeepAliveRequests(t *testing.T) {
 	}
 }
 
+// TestLifecycleLargeAnswersInChunks: pipelined answers longer than one
+// send may carry leave in sends of at most maxSendChunk, whole and in
+// order (quiesce compares every byte), the close linked to the last.
+func TestLifecycleLargeAnswersInChunks(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.RecvBuffer = 4096
+	cfg.Response.Body = bytes.Repeat([]byte("L"), 2*maxSendChunk+100)
+	k := newFakeKernel(t, cfg)
+	k.whole = true
+	k.connect()
+	s := k.socks[0]
+	for range 3 {
+		s.send(requestMenu[0])
+	}
+	s.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+	k.quiesce()
+	if len(s.answers) != 4 || !s.closed {
+		t.Fatalf("%d answers, closed %v; want 4 and closed", len(s.answers), s.closed)
+	}
+	// At least three sends per answer of 2 chunks and a bit.
+	if k.sends < 4*3 {
+		t.Errorf("%d sends for 4 answers of %d bytes", k.sends, len(cfg.Response.Body))
+	}
+}
+
+// TestSweepBudget: connections that time out together end a few per loop
+// turn (sweepBudget), and every one of them ends.
+func TestSweepBudget(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.MaxConns = 3*sweepBudget + 5
+	k := newFakeKernel(t, cfg)
+	for range cfg.MaxConns {
+		k.connect() // silent: each owes its first head
+	}
+	k.advance(int64(cfg.HeaderTimeout) + int64(time.Millisecond))
+	expired := func() int {
+		n := 0
+		for _, s := range k.socks {
+			// A 408 on its way, or gone.
+			if c := &k.e.conns[s.slot]; c.gen != s.gen || c.phase != phaseOpen || c.sending || c.q.len > 0 {
+				n++
+			}
+		}
+		return n
+	}
+	if n := expired(); n != sweepBudget {
+		t.Fatalf("the first sweep ended %d connections, want %d", n, sweepBudget)
+	}
+	if !k.e.sweepDue() {
+		t.Fatal("connections still past their deadline, and no sweep due at once")
+	}
+	for turn := 0; expired() < cfg.MaxConns; turn++ {
+		if turn > cfg.MaxConns {
+			t.Fatalf("%d of %d connections ended after %d turns", expired(), cfg.MaxConns, turn)
+		}
+		k.advance(0)
+	}
+	k.quiesce()
+}
+
 // TestDraw: the close mix's draws are uniform enough and repeatable.
 func TestDraw(t *testing.T) {
 	a, b := uint64(7), uint64(7)

@@ -719,6 +719,40 @@ func testServeTimeoutsFreeSlots(t *testing.T, m ringMode, zerocopy bool) {
 	}
 }
 
+// TestServeLargeAnswersInChunks: answers longer than one send may carry
+// (maxSendChunk) leave in several sends, pipelined ones batched together,
+// and arrive whole and in order; the last one, with "Connection: close",
+// still ends in a clean EOF after its last byte, plain and zero-copy.
+func TestServeLargeAnswersInChunks(t *testing.T) {
+	body := make([]byte, 3*maxSendChunk+12345)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	for _, zc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("zerocopy=%v", zc), func(t *testing.T) {
+			ts := startServer(t, modes[0], func(c *Config) { c.Response.Body = body; c.SendZC = zc })
+			c := ts.dial(t)
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			fmt.Fprint(c, strings.Repeat("GET / HTTP/1.1\r\nHost: t\r\n\r\n", 3)+"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+			br := bufio.NewReader(c)
+			for i := range 4 {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("answer %d: %v", i, err)
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 || !bytes.Equal(got, body) {
+					t.Fatalf("answer %d: status %d, %d body bytes (want %d), equal %v, err %v", i, resp.StatusCode, len(got), len(body), bytes.Equal(got, body), err)
+				}
+			}
+			if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+				t.Fatalf("after the last answer: %d bytes, %v; want a clean EOF", len(rest), err)
+			}
+		})
+	}
+}
+
 // TestServeCloseModeLatePipelined: in close mode a keep-alive client may
 // send its next request after the answer left; it must still read the
 // whole answer and an EOF, not a reset.

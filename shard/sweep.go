@@ -42,8 +42,12 @@ func (c *conn) timer() timer {
 // sweep is at least minTimeout away, so scheduling no later than
 // now+minTimeout misses none; an idle shard thus wakes every few seconds at
 // most.
+//
+// At most sweepBudget connections expire per sweep; the rest wait for the
+// next loop turn.
 func (e *engine) sweep() {
 	next := e.now + e.minTimeout()
+	budget := sweepBudget
 	for i := range e.conns {
 		c := &e.conns[i]
 		if c.phase == phaseFree || c.deadline == 0 {
@@ -53,15 +57,30 @@ func (e *engine) sweep() {
 			next = min(next, c.deadline)
 			continue
 		}
+		if budget == 0 {
+			next = e.now // over budget: the next turn sweeps again
+			continue
+		}
+		budget--
 		c.deadline = 0
 		e.expire(c)
 		if c.deadline != 0 {
 			next = min(next, c.deadline)
 		}
 	}
-	e.nextSweep = max(next, e.now+sweepEvery)
+	if next > e.now {
+		next = max(next, e.now+sweepEvery)
+	}
+	e.nextSweep = next
 	e.rearmAccept() // the EMFILE backoff may be over
 }
+
+// sweepBudget bounds the connections one sweep ends. Connections that
+// met a timeout together (a burst of attackers, say) would otherwise all
+// close in one loop turn, and closing a socket frees its queues in the
+// kernel (megabytes for a client that stopped reading), holding back every
+// other connection's answers by tens of milliseconds (TestSlowAttacks).
+const sweepBudget = 16
 
 // expire acts on a connection whose deadline passed.
 func (e *engine) expire(c *conn) {

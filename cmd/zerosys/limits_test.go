@@ -206,6 +206,7 @@ func TestSlowAttacks(t *testing.T) {
 			time.Sleep(time.Second) // the attack ramps up
 
 			var worst, worstDial time.Duration
+			worstAt := 0
 			answered := 0
 			peak := 0.0
 		bystander:
@@ -220,7 +221,7 @@ func TestSlowAttacks(t *testing.T) {
 				}
 				d, dial := bystander(t, p.addr, i)
 				if d > worst {
-					worst, worstDial = d, dial
+					worst, worstDial, worstAt = d, dial, i
 				}
 				answered++
 				if i%10 == 0 {
@@ -241,8 +242,8 @@ func TestSlowAttacks(t *testing.T) {
 				time.Sleep(50 * time.Millisecond)
 				m = p.scrape(t)
 			}
-			t.Logf("%s: up to %v connections open; %v cut by %s during the attack; %d bystander requests, the slowest answered in %v (%v of it connecting); afterwards 0 connections, %d descriptors as before",
-				tc.name, peak, cut, tc.reason, answered, worst.Round(100*time.Microsecond), worstDial.Round(100*time.Microsecond), fdsBefore)
+			t.Logf("%s: up to %v connections open; %v cut by %s during the attack; %d bystander requests, the slowest answered in %v (%v of it connecting; request %d); afterwards 0 connections, %d descriptors as before",
+				tc.name, peak, cut, tc.reason, answered, worst.Round(100*time.Microsecond), worstDial.Round(100*time.Microsecond), worstAt, fdsBefore)
 			if worst > tc.bound {
 				t.Errorf("a bystander waited %v, want at most %v", worst, tc.bound)
 			}
