@@ -217,7 +217,7 @@ SERVERS = [
          cmd=zerosys_cmd("--sqpoll", "off", "--shards", str(n), "--cpus", cpulist(ALL_CPUS), "--steer", steer),
          cpus=ALL_CPUS, budget=len(ALL_CPUS), needs=["--sqpoll", "--steer"], steering=True,
          note=f"{n} shard(s) over CPUs {cpulist(ALL_CPUS)}, shared with the load generator", sig=signal.SIGINT)
-    for n, steer in ((1, "load"), (len(ALL_CPUS), "load"), (len(ALL_CPUS), "hash"))
+    for n, steer in ((1, "load"), (len(ALL_CPUS), "load"), (len(ALL_CPUS), "cpu"), (len(ALL_CPUS), "hash"))
 ]
 
 # --------------------------------------------------------------------------
@@ -234,8 +234,8 @@ PROFILES = [
          quick=True, strace=True),
     dict(name=f"idle-{IDLE_CONNS}", title=f"Memory: {IDLE_CONNS:,} idle keep-alive connections", tool="idle",
          conns=IDLE_CONNS, quick=True, runs=1),
-    dict(name="shards-4", title="Shards sharing 4 keep-alive connections (every CPU, load generator included)",
-         tool="wrk", conns=4, quick=True, steering=True, load_cpus=ALL_CPUS),
+    dict(name="shards-4", title="Shards sharing 4 keep-alive connections, pipelined x16 (every CPU, load generator included)",
+         tool="wrk", conns=4, pipeline=16, quick=True, steering=True, load_cpus=ALL_CPUS),
 ] + [
     dict(name=f"sweep-{c}", title=f"Connection sweep: keep-alive, {c} connections", tool="wrk", conns=c,
          group="sweep", strace=False)
@@ -733,11 +733,30 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
         cleanup()
     data["elapsed_s"] = time.time() - t_start
     data["loadavg_end"] = loadavg()
-    data["gobench"] = go_bench(mode)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
+    path = os.path.join(out_dir, "results.json")
+    if (only_servers or only_profiles) and os.path.exists(path):
+        data = merge_partial(path, data)
+    else:
+        data["gobench"] = go_bench(mode)
+    with open(path, "w") as f:
         json.dump(scrub(data), f, indent=1)
     write_csv(data, os.path.join(out_dir, "results.csv"))
     return data
+
+
+def merge_partial(path, new):
+    """A run limited by --servers or --profiles replaces its own rows in the
+    saved results of its mode and keeps the others, saying so, rather than
+    writing over a whole suite's results."""
+    with open(path) as f:
+        old = json.load(f)
+    done = {(r["profile"], r["server"]) for r in new["results"]}
+    old["results"] = [r for r in old["results"] if (r["profile"], r["server"]) not in done] + new["results"]
+    old.setdefault("reruns", []).append(dict(
+        started=new["started"], commit=new["machine"]["commit"],
+        profiles=sorted({r["profile"] for r in new["results"]}),
+        servers=sorted({r["server"] for r in new["results"]})))
+    return old
 
 
 def free_port_pair(port):
@@ -1027,8 +1046,12 @@ def render_idle(recs, ng, w):
 
 def render_steering(recs, w):
     w("Few long-lived connections, as a load balancer keeps: with the kernel's hash they may all land on one "
-      "shard; `--steer load` gives each new connection to the shard with the fewest. Server and wrk share "
-      "every CPU, so the ratio is what a second shard adds on this machine, not a per-CPU figure.")
+      "shard; `--steer load` gives each new connection to the shard with the fewest, `--steer cpu` to the "
+      "shard on the CPU that handled its SYN (on loopback, the client thread's CPU). Pipelined so that the "
+      "server, not wrk, is the limit; still, server and wrk share every CPU, so the ratio is what a second "
+      "shard adds on this machine, not a per-CPU figure. Where a client thread and the shard serving it "
+      "share a CPU, the answer's delivery runs on that CPU and nothing crosses between CPUs: `cpu` gets "
+      "that every time, `load` and `round-robin` by chance, `hash` when its hash happens to.")
     w("")
     w("| server | req/s | vs 1 shard | p50 ms | p99 ms | errors | server CPU s / 100k req |")
     w("|---|---:|---:|---:|---:|---:|---:|")
@@ -1060,6 +1083,9 @@ def render_one(data, w):
     if oth:
         w(f"- Noise: other processes used a median {100 * statistics.median(oth):.0f}% "
           f"(max {100 * max(oth):.0f}%) of the machine's CPU during the measured runs.")
+    for rr in data.get("reruns", []):
+        w(f"- Re-run later ({rr['started']}, zerosys `{rr['commit']}`): profiles {', '.join(rr['profiles'])} "
+          f"for {', '.join(rr['servers'])}; those rows are from that run.")
     for s in data["skipped"]:
         w(f"- Skipped **{s['server']}**: {s['reason']}.")
     w("")
