@@ -5,7 +5,8 @@
 //
 // Policies: Load (an eBPF program picks the listener whose shard has the
 // fewest connections, counting those it handed over and the shard has not
-// accepted yet; ties go round-robin), RoundRobin (the same program, taking
+// accepted yet; among equals the shard on the CPU that handles the SYN,
+// then round-robin), RoundRobin (the same program, taking
 // turns), CPU (a classic BPF program picks the shard of the CPU that
 // handles the SYN, for NICs whose queues are aligned with the shards) and
 // Hash (the kernel's default; any program another process attached is
@@ -70,7 +71,8 @@ const (
 	skPass    = 1
 	stackKey  = -4
 	stackNow  = -16
-	loadShift = 8 // a load is compared as load<<8 + turn, turn < 256
+	stackCPU  = -24
+	loadShift = 9 // a load is compared as load<<9 + tie, tie <= 256 (maxShards)
 )
 
 // Counters is one shard's words in the load map. Only its shard writes
@@ -139,7 +141,9 @@ var ErrNotPermitted = errors.New("steer: BPF is not permitted here")
 
 // Attach puts policy p in force on the listeners fds, one per shard, in
 // shard order, already listening: they must be the whole group this
-// process owns. cpus, for CPU, gives each shard's CPU.
+// process owns. cpus gives each shard's CPU (-1: not pinned): CPU needs
+// them, and Load prefers, among equally loaded shards, the one on the CPU
+// that handles the SYN.
 func Attach(p Policy, fds []int, cpus []int) (*Steering, error) {
 	if len(fds) == 0 || len(fds) > maxShards {
 		return nil, fmt.Errorf("steer: %d listeners; want 1 to %d", len(fds), maxShards)
@@ -158,21 +162,24 @@ func Attach(p Policy, fds []int, cpus []int) (*Steering, error) {
 		}
 		return &Steering{Policy: CPU}, nil
 	}
-	s, err := attachEBPF(p, fds)
+	s, err := attachEBPF(p, fds, cpus)
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func attachEBPF(p Policy, fds []int) (s *Steering, err error) {
+func attachEBPF(p Policy, fds []int, cpus []int) (s *Steering, err error) {
 	_ = rlimit.RemoveMemlock() // kernels before 5.11 charge maps to it
 	n := len(fds)
 	s = &Steering{Policy: p}
 	defer func() {
 		if err != nil {
 			s.Close()
-			if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			// The verifier refuses a program with EACCES too: that is a
+			// bug here, not a missing permission.
+			var ve *ebpf.VerifierError
+			if !errors.As(err, &ve) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
 				err = fmt.Errorf("%w: %v", ErrNotPermitted, err)
 			}
 		}
@@ -193,7 +200,7 @@ func attachEBPF(p Policy, fds []int) (s *Steering, err error) {
 	}
 	if s.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{Name: "zerosys_steer", Type: ebpf.SkReuseport,
 		AttachType: ebpf.AttachSkReuseportSelect, License: "Apache-2.0",
-		Instructions: program(p, n, s.loads.FD(), s.socks.FD())}); err != nil {
+		Instructions: program(p, n, cpus, s.loads.FD(), s.socks.FD())}); err != nil {
 		return nil, fmt.Errorf("steer: load the program: %w", err)
 	}
 	pages := (size + unix.Getpagesize() - 1) / unix.Getpagesize() * unix.Getpagesize()
@@ -216,17 +223,21 @@ func attachEBPF(p Policy, fds []int) (s *Steering, err error) {
 	return s, nil
 }
 
-// program generates the selection for n listeners: Load or RoundRobin.
-// The shard's loop is unrolled, so every offset is a constant and the
-// verifier sees no loop.
+// program generates the selection for n listeners: Load or RoundRobin;
+// cpus[i] is shard i's CPU, or -1 (or cpus nil). The shard's loop is
+// unrolled, so every offset is a constant and the verifier sees no loop.
 //
 // R6 ctx, R7 the load map's value, R8 the turn (ticket mod n), R9 the best
 // key so far; R1 now, R2 the best index, R3-R5 scratch.
-func program(p Policy, n, loadsFD, socksFD int) asm.Instructions {
+func program(p Policy, n int, cpus []int, loadsFD, socksFD int) asm.Instructions {
 	in := asm.Instructions{
 		asm.Mov.Reg(asm.R6, asm.R1),
 		asm.FnKtimeGetNs.Call(),
 		asm.StoreMem(asm.RFP, stackNow, asm.R0, asm.DWord),
+		// The CPU handling the SYN (Load breaks ties by it); helper calls
+		// clobber R1-R5, so before they hold anything.
+		asm.FnGetSmpProcessorId.Call(),
+		asm.StoreMem(asm.RFP, stackCPU, asm.R0, asm.DWord),
 		asm.LoadMapValue(asm.R7, loadsFD, 0),
 		// The turn: the ticket, then the next ticket stored. Not atomic
 		// (cilium/ebpf v0.22 encodes FetchAdd without its fetch bit): two
@@ -245,7 +256,11 @@ func program(p Policy, n, loadsFD, socksFD int) asm.Instructions {
 			asm.LoadMem(asm.R1, asm.RFP, stackNow, asm.DWord),
 		)
 		for i := range n {
-			in = append(in, shardKey(i, n)...)
+			cpu := -1
+			if i < len(cpus) {
+				cpu = cpus[i]
+			}
+			in = append(in, shardKey(i, n, cpu)...)
 		}
 	}
 	in = append(in,
@@ -282,10 +297,12 @@ func program(p Policy, n, loadsFD, socksFD int) asm.Instructions {
 	return in
 }
 
-// shardKey compares shard i's key, (load << loadShift) + its distance
-// from the turn, with the best so far: the fewest connections win, and
-// among equals the first at or after the turn.
-func shardKey(i, n int) asm.Instructions {
+// shardKey compares shard i's key, (load << loadShift) + a tie-break, with
+// the best so far: the fewest connections win; among equals the shard on
+// cpu if the SYN is handled there (tie-break 0: its answers then stay on
+// the CPU of the client's flow), else the first at or after the turn
+// (1 + its distance from the turn).
+func shardKey(i, n, cpu int) asm.Instructions {
 	base := int16(line * (i + 1))
 	l := func(s string) string { return fmt.Sprintf("%s%d", s, i) }
 	return asm.Instructions{
@@ -305,10 +322,14 @@ func shardKey(i, n int) asm.Instructions {
 		asm.Add.Reg(asm.R3, asm.R4),
 		asm.LSh.Imm(asm.R3, loadShift),
 		// The distance from the turn: (n + i - turn) mod n.
-		asm.Mov.Imm(asm.R4, int32(n+i)),
+		asm.Mov.Imm(asm.R4, int32(n+i+1)),
 		asm.Sub.Reg(asm.R4, asm.R8),
-		asm.JLT.Imm(asm.R4, int32(n), l("near")),
+		asm.JLE.Imm(asm.R4, int32(n), l("local")),
 		asm.Sub.Imm(asm.R4, int32(n)),
+		// The SYN's CPU is this shard's: first among equals.
+		asm.LoadMem(asm.R5, asm.RFP, stackCPU, asm.DWord).WithSymbol(l("local")),
+		asm.JNE.Imm(asm.R5, int32(cpu), l("near")),
+		asm.Mov.Imm(asm.R4, 0),
 		asm.Add.Reg(asm.R3, asm.R4).WithSymbol(l("near")),
 		asm.JGE.Reg(asm.R3, asm.R9, l("next")),
 		asm.Mov.Reg(asm.R9, asm.R3),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -115,6 +116,67 @@ func TestLoadSteersToTheLeastLoaded(t *testing.T) {
 				taken[0]++
 			}
 		})
+	}
+}
+
+// dialFrom connects to g from a thread pinned to cpu: on loopback the SYN
+// is handled on the connecting CPU. The thread ends with its goroutine, so
+// its pinning leaves with it.
+func dialFrom(t *testing.T, g *listener.Group, cpu int) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		var set unix.CPUSet
+		set.Set(cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			errc <- err
+			return
+		}
+		c, err := net.Dial("tcp", g.Addr.String())
+		if err == nil {
+			t.Cleanup(func() { c.Close() })
+		}
+		errc <- err
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadPrefersTheSYNsCPU: among equally loaded shards the one on the
+// CPU that handled the SYN wins (over the round-robin's turn), and a
+// lighter shard still beats it.
+func TestLoadPrefersTheSYNsCPU(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs 2 CPUs")
+	}
+	g := group(t, 2)
+	for _, fd := range g.FDs {
+		_ = unix.SetNonblock(fd, true)
+	}
+	s, err := Attach(Load, g.FDs, []int{0, 1})
+	if errors.Is(err, ErrNotPermitted) && os.Getenv("CI") == "" {
+		t.Skipf("BPF not permitted here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	taken := make([]uint64, 2)
+	for step, c := range []struct{ from, want int }{
+		{1, 1}, // 0 and 0: the SYN's CPU, though the turn is shard 0's
+		{1, 0}, // 0 and 1: the lighter one, away from the SYN's CPU
+		{1, 1}, // 1 and 1: the SYN's CPU again, though the turn is shard 0's
+		{0, 0}, // 1 and 2: the lighter one, which is also local
+	} {
+		dialFrom(t, g, c.from)
+		got := whichListener(t, g)
+		if got != c.want {
+			t.Fatalf("step %d: a SYN on CPU %d went to shard %d, want %d", step, c.from, got, c.want)
+		}
+		taken[got]++
+		s.Shard(got).Accepted(taken[got], taken[got])
 	}
 }
 
