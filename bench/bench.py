@@ -752,7 +752,10 @@ def merge_partial(path, new):
         old = json.load(f)
     done = {(r["profile"], r["server"]) for r in new["results"]}
     old["results"] = [r for r in old["results"] if (r["profile"], r["server"]) not in done] + new["results"]
-    old.setdefault("reruns", []).append(dict(
+    # An earlier re-run whose rows this one replaced entirely says nothing now.
+    old["reruns"] = [rr for rr in old.get("reruns", [])
+                     if not {(p, s) for p in rr["profiles"] for s in rr["servers"]} <= done]
+    old["reruns"].append(dict(
         started=new["started"], commit=new["machine"]["commit"],
         profiles=sorted({r["profile"] for r in new["results"]}),
         servers=sorted({r["server"] for r in new["results"]})))
@@ -1050,19 +1053,22 @@ def render_steering(recs, w):
       "shard on the CPU that handled its SYN (on loopback, the client thread's CPU). Pipelined so that the "
       "server, not wrk, is the limit; still, server and wrk share every CPU, so the ratio is what a second "
       "shard adds on this machine, not a per-CPU figure. Where a client thread and the shard serving it "
-      "share a CPU, the answer's delivery runs on that CPU and nothing crosses between CPUs: `cpu` gets "
-      "that every time, `load` and `round-robin` by chance, `hash` when its hash happens to.")
+      "share a CPU, the answer's delivery runs on that CPU and nothing crosses between CPUs: `cpu` and "
+      "`load` (which breaks ties by the SYN's CPU) get that when wrk's threads connect from different "
+      "CPUs, `hash` when its hash happens to; each run is a new wrk, so the runs column shows the spread "
+      "of placements.")
     w("")
-    w("| server | req/s | vs 1 shard | p50 ms | p99 ms | errors | server CPU s / 100k req |")
-    w("|---|---:|---:|---:|---:|---:|---:|")
+    w("| server | req/s (median) | vs 1 shard | runs, k req/s | p50 ms | errors | server CPU s / 100k req |")
+    w("|---|---:|---:|---|---:|---:|---:|")
     one = next((r for r in recs if r["server"].startswith("zerosys-1shard") and r.get("rps")), None)
     for r in recs:
         if r.get("error") and not r.get("rps"):
             w(f"| {r['label']} | failed: {r['error'][:120]} |" + " |" * 5)
             continue
         ratio = r["rps"] / one["rps"] if one else None
-        w(f"| {r['label']} | {fmt_num(r['rps'])} | {fmt_f(ratio)}x | {fmt_lat(r.get('lat_p50_us'))} "
-          f"| {fmt_lat(r.get('lat_p99_us'))} | {r['errors']} | {fmt_f(r.get('cpu_per_100k'), 3)} |")
+        runs = ", ".join(f"{x / 1000:,.0f}" for x in r.get("rps_all", []))
+        w(f"| {r['label']} | {fmt_num(r['rps'])} | {fmt_f(ratio)}x | {runs} | {fmt_lat(r.get('lat_p50_us'))} "
+          f"| {r['errors']} | {fmt_f(r.get('cpu_per_100k'), 3)} |")
     w("")
 
 
