@@ -41,11 +41,13 @@ const (
 	featSingleMmap = 1 << 0
 	featNoDrop     = 1 << 1
 	featExtArg     = 1 << 8
+	featRegRegRing = 1 << 13
 
 	enterGetEvents = 1 << 0
 	enterSQWakeup  = 1 << 1
 	enterSQWait    = 1 << 2
 	enterExtArg    = 1 << 3
+	enterRegRing   = 1 << 4 // IORING_ENTER_REGISTERED_RING
 
 	sqNeedWakeup = 1 << 0
 	sqCQOverflow = 1 << 1
@@ -123,6 +125,10 @@ type ring struct {
 	fd    int
 	flags uint32
 	feats uint32
+	// enterFlags is enterRegRing once the ring's fd is registered with
+	// this thread (IORING_REGISTER_RING_FDS, 5.18): io_uring_enter then
+	// finds the ring without looking its descriptor up.
+	enterFlags uint32
 
 	mem  []byte // SQ and CQ rings (one mapping: FEAT_SINGLE_MMAP)
 	sqes []byte // the SQE array
@@ -218,6 +224,16 @@ func newRing(o ringOptions) (*ring, error) {
 		r.close()
 		return nil, &ErrFeature{Feature: "FEAT_SINGLE_MMAP, FEAT_NODROP and FEAT_EXT_ARG", Since: "5.11"}
 	}
+	// Per thread: the shard's own, which is the only one that enters.
+	// Only where registrations can name a registered ring too
+	// (FEAT_REG_REG_RING, 6.3): giouring then sends every later register
+	// (the buffer ring, the probe) that way. Without it every enter looks
+	// the descriptor up, as before.
+	if p.features&featRegRegRing != 0 {
+		if _, err := u.RegisterRingFd(); err == nil {
+			r.enterFlags = enterRegRing
+		}
+	}
 	return r, nil
 }
 
@@ -297,7 +313,7 @@ var errBusy = errors.New("shard: io_uring busy: reap completions first")
 // anything else is counted and returned.
 func (r *ring) enter(submit, wait, flags uint32, arg unsafe.Pointer, argSize int) error {
 	for {
-		_, err := r.uring.Enter2(submit, wait, flags, arg, argSize)
+		_, err := r.uring.Enter2(submit, wait, flags|r.enterFlags, arg, argSize)
 		switch err {
 		case nil, unix.ETIME:
 			return nil

@@ -120,3 +120,36 @@ func TestEnterResults(t *testing.T) {
 		t.Errorf("enter with a bad flag: %v, %d errors counted; want EINVAL counted once", err, r.enters.errors)
 	}
 }
+
+// TestRegisteredRing: where the kernel has FEAT_REG_REG_RING, the ring's
+// fd is registered and every enter names it by its index; waits, submits
+// and later registrations (the buffer ring) still work that way.
+func TestRegisteredRing(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+	if err != nil {
+		t.Skipf("no ring here: %v", err)
+	}
+	defer r.close()
+	if r.feats&featRegRegRing == 0 {
+		t.Skip("the kernel cannot register a ring's fd for registrations (before 6.3)")
+	}
+	if r.enterFlags != enterRegRing {
+		t.Fatalf("enter flags %#x, want IORING_ENTER_REGISTERED_RING", r.enterFlags)
+	}
+	if err := r.wait(int64(time.Millisecond)); err != nil {
+		t.Fatalf("a wait on the registered ring: %v", err)
+	}
+	p, err := newBufPool(64, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	if err := p.register(r); err != nil {
+		t.Fatalf("registering a buffer ring through the registered ring: %v", err)
+	}
+	if r.enters.errors != 0 {
+		t.Errorf("%d enter errors", r.enters.errors)
+	}
+}
