@@ -524,7 +524,7 @@ def measure_idle(server, prof):
     return dict(requests=r["answered"], rps=0, errors=r["failed"], first_error=r["first_error"],
                 err_detail={}, server_cpu_s=0, server_task_cpu_s=0, poller_cpu_s=0,
                 rss_before_kb=rss0, rss_held_kb=rss1, hwm_held_kb=hwm1,
-                kib_per_conn=(rss1 - rss0) / n, open_s=r.get("open_s"), wall_s=time.time() - t0,
+                kib_per_conn=(rss1 - rss0) / max(r["answered"], 1), open_s=r.get("open_s"), wall_s=time.time() - t0,
                 command=argv[:3] + ["bench/idle_client.py", "PORT", str(n), "60"])
 
 
@@ -752,9 +752,12 @@ def merge_partial(path, new):
         old = json.load(f)
     done = {(r["profile"], r["server"]) for r in new["results"]}
     old["results"] = [r for r in old["results"] if (r["profile"], r["server"]) not in done] + new["results"]
+    measured = {r["server"] for r in new["results"]}
+    old["skipped"] = [s for s in old.get("skipped", []) if s["server"] not in measured] + new.get("skipped", [])
     # An earlier re-run whose rows this one replaced entirely says nothing now.
     old["reruns"] = [rr for rr in old.get("reruns", [])
-                     if not {(p, s) for p in rr["profiles"] for s in rr["servers"]} <= done]
+                     if not {(p, s) for p in rr["profiles"] for s in rr["servers"]
+                             if any(r["profile"] == p and r["server"] == s for r in old["results"])} <= done]
     old["reruns"].append(dict(
         started=new["started"], commit=new["machine"]["commit"],
         profiles=sorted({r["profile"] for r in new["results"]}),

@@ -85,7 +85,8 @@ func (b *bufPool) register(r *ring) error {
 	return nil
 }
 
-// dry reports that the kernel holds no free buffer.
+// dry reports that no published buffer is free, as far as the completions
+// reaped so far tell (the kernel may have taken more since).
 func (b *bufPool) dry() bool { return b.free == 0 }
 
 // buf returns buffer bid's received bytes.

@@ -24,6 +24,7 @@ const (
 	opCancel
 	opWake // the control eventfd was written: another goroutine set a control bit
 	opSendZC
+	opLinger // a reset asked for after the close was queued: counted in no connection's ops
 )
 
 const (

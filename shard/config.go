@@ -48,7 +48,7 @@ type Config struct {
 	MaxPipeline   int           // answers queued per connection before reading pauses; default 1024
 	HeaderTimeout time.Duration // a request's head must arrive within this; default 30s
 	IdleTimeout   time.Duration // keep-alive connection without a request; default 75s
-	SendTimeout   time.Duration // one send may wait this long for the client to read; default 60s
+	SendTimeout   time.Duration // a batch of answers may wait this long for the client to read it; default 60s
 	LingerTimeout time.Duration // reading to EOF after the last answer; default 5s
 
 	// SendZC sends answers of at least zcMin bytes with IORING_OP_SEND_ZC.

@@ -305,7 +305,11 @@ func (e *engine) send(c *conn) {
 	}
 	c.sending = true
 	c.opQueued()
-	c.deadline = e.now + int64(e.cfg.SendTimeout)
+	if c.out.off == 0 {
+		// The timeout bounds the batch, however many sends its chunks
+		// (maxSendChunk) take.
+		c.deadline = e.now + int64(e.cfg.SendTimeout)
+	}
 	if link {
 		e.queueClose(c)
 	}

@@ -92,7 +92,7 @@ var counterTable = [numCounters]CounterInfo{
 	cEnterSQFull:         {"io_uring_enter_total", "reason", "sq_full", enterHelp, "enter_sqfull"},
 	cEnterErrors:         {"io_uring_enter_errors_total", "", "", "io_uring_enter calls that failed with an error other than EINTR, EAGAIN, EBUSY or ETIME (the first is logged).", "enter_errors"},
 	cCQOverflow:          {"cq_overflow_total", "", "", "Completions the kernel could not post (should stay 0).", "cq_overflow"},
-	cRecvNoBufs:          {"recv_nobufs_total", "", "", "Multishot recvs ended because the receive buffer pool ran dry (re-armed as buffers return).", "recv_nobufs"},
+	cRecvNoBufs:          {"recv_nobufs_total", "", "", "Recvs that found the receive buffer pool dry (re-armed as buffers return).", "recv_nobufs"},
 	cDateDelayed:         {"date_refresh_delayed_total", "", "", "Date refreshes put off because every response set was read by a send.", "date_delayed"},
 	cActionsGrown:        {"action_queue_grown_total", "", "", "Times the queue of operations waiting for the submission queue had to grow (should stay 0).", "actions_grown"},
 	cDelayed:             {"answers_delayed_total", "", "", "Answers held back (--delay, a delay knob, PUT /behaviour); zero delays are not counted.", "delayed"},

@@ -96,7 +96,7 @@
 //	responses.go   prepared answers
 //	respsets.go    generations of prepared answers with reference counts; the Date clock
 //	counters.go    the one table of counters, and Stats
-//	bufring.go     the provided-buffer pool for multishot recv
+//	bufring.go     the provided-buffer pool the pool and multishot recvs take from
 //	ring.go        the ring: setup, the shared SQ/CQ, io_uring_enter and its results
 //	prep.go        hand-filled SQEs, one function per operation
 //	preflight.go   the start-up check zerosys check runs

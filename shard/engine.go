@@ -25,9 +25,9 @@ type engine struct {
 
 	conns []conn
 	free  []uint32 // stack of free slot indexes
-	bufs  []byte   // single-shot recv: RecvBuffer bytes per slot
+	bufs  []byte   // RecvBuffer bytes per slot: RecvSlot's recv buffer, a pool connection's stash
 
-	// With RecvMultishot: the provided-buffer pool, and the slots waiting
+	// With a pool (RecvPool, RecvMultishot): the provided buffers, and the slots waiting
 	// for a buffer to arm their recv (each at most once: conn.waitBuf).
 	pool    *bufPool
 	waiters []uint32
@@ -40,6 +40,7 @@ type engine struct {
 
 	now       int64 // monotonic ns since the shard's epoch, read once per batch
 	nextSweep int64
+	sweepAt   int // the slot the next sweep starts at (see sweep's budget)
 	inflight  int // operations in the ring, of every kind (multishot accept counts once)
 
 	accept   acceptState
@@ -69,7 +70,7 @@ type engine struct {
 }
 
 // init builds the engine in place for cfg (defaults set) with the
-// start-up behaviour t; pool is nil unless cfg.RecvMultishot. In place, because
+// start-up behaviour t; pool is nil in RecvSlot mode. In place, because
 // the engine points into itself (protoEnv's counters): it must not be
 // copied after.
 func (e *engine) init(cfg Config, t *table, pool *bufPool) {
@@ -109,9 +110,11 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 		e.env.knobLim = knobLimits{maxDelay: int64(cfg.MaxDelay), maxSize: int64(cfg.MaxBodySize)}
 		e.env.pattern = patternBody(cfg.MaxBodySize)
 	}
-	if pool == nil {
-		e.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
-	} else {
+	// A receive buffer per slot: the slot mode's, and with a pool the
+	// stash of a connection whose answer queue filled (see frame). Pages
+	// are touched only as slots use them.
+	e.bufs = make([]byte, cfg.MaxConns*cfg.RecvBuffer)
+	if pool != nil {
 		e.waiters = make([]uint32, 0, cfg.MaxConns)
 	}
 	for i := cfg.MaxConns - 1; i >= 0; i-- {
@@ -141,8 +144,8 @@ func (e *engine) complete(cq completion) {
 	case opAccept:
 		e.onAccept(cq)
 		return
-	case opCancel:
-		e.inflight-- // its result (0, ENOENT, EALREADY) changes nothing
+	case opCancel, opLinger:
+		e.inflight-- // its result (0, ENOENT, EALREADY; EBADF after the close) changes nothing
 		return
 	case opSendZC:
 		if cq.notif() {

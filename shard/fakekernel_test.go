@@ -163,6 +163,11 @@ func (k *fakeKernel) collect() {
 			}
 			k.accept = o
 		case actCancel:
+		case actLingerReset:
+			if cq.op == opLinger {
+				break // after the close was queued: no connection's op
+			}
+			fallthrough
 		default:
 			if cq.slot != noSlot {
 				s := k.bySlot[cq.slot]
@@ -544,7 +549,7 @@ func (k *fakeKernel) advance(d int64) {
 	k.e.setNow(k.now)
 	k.e.fireTimers()
 	if k.e.sweepDue() {
-		k.e.sweep()
+		k.e.sweep(sweepBudget)
 	}
 	k.collect()
 }

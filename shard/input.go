@@ -1,9 +1,9 @@
 package shard
 
-// input is a connection's received bytes not yet framed: with single-shot
-// recv, a range of the slot's own buffer; with multishot recv, a chain of
-// pool buffers linked through bufPool.next, of which the first headOff
-// bytes of the head are framed.
+// input is a connection's received bytes not yet framed: a range of the
+// slot's own buffer (the slot mode's recv buffer, or a pool connection's
+// stash), then, with a pool, a chain of pool buffers linked through
+// bufPool.next, of which the first headOff bytes of the head are framed.
 type input struct {
 	off, end   uint32
 	head, tail int32
@@ -47,7 +47,7 @@ func (in *input) clear(p *bufPool) {
 	}
 }
 
-// slotBuf is slot's receive buffer (single-shot recv).
+// slotBuf is slot's own receive buffer.
 func (e *engine) slotBuf(slot uint32) []byte {
 	n := uint32(e.cfg.RecvBuffer)
 	return e.bufs[slot*n : (slot+1)*n : (slot+1)*n]
@@ -57,12 +57,18 @@ func (e *engine) slotBuf(slot uint32) []byte {
 // input runs out, the answer queue is full, or the protocol ends the
 // connection.
 func (e *engine) frame(c *conn) {
-	if e.pool == nil {
-		n, end := c.h1.feed(e.slotBuf(c.slot)[c.in.off:c.in.end], false, &c.q, &e.env)
+	if c.in.off < c.in.end {
+		n, end := c.h1.feed(e.slotBuf(c.slot)[c.in.off:c.in.end], c.in.head >= 0, &c.q, &e.env)
 		c.in.off += uint32(n)
 		if end != keepOpen {
 			e.finish(c, end == endLinger, reasonNormal)
+			return
 		}
+		if c.in.off < c.in.end {
+			return // the queue is full: keep the rest
+		}
+	}
+	if e.pool == nil {
 		return
 	}
 	for c.in.head >= 0 && !c.q.full(e.env.maxPending) {
@@ -75,10 +81,27 @@ func (e *engine) frame(c *conn) {
 		}
 		c.in.headOff += uint32(n)
 		if int(c.in.headOff) < len(b) {
-			return // the queue is full: keep the rest
+			e.stash(c) // the queue is full: keep the rest
+			return
 		}
 		c.in.popHead(e.pool)
 	}
+}
+
+// stash moves the unframed rest of a pool connection's only held buffer
+// into its slot's own buffer and gives the pool buffer back. A client that
+// fills its answer queue and stops reading would otherwise hold a pool
+// buffer until its send times out, and enough of them would starve every
+// other connection of the shard of buffers. A longer chain (multishot
+// completions that arrived before its pause) stays as it is.
+func (e *engine) stash(c *conn) {
+	bid := c.in.head
+	if bid < 0 || e.pool.next[bid] >= 0 || c.in.off < c.in.end {
+		return
+	}
+	n := copy(e.slotBuf(c.slot), e.pool.buf(uint16(bid))[c.in.headOff:])
+	c.in.off, c.in.end = 0, uint32(n)
+	c.in.popHead(e.pool)
 }
 
 // wakeWaiters arms the recvs that found the pool dry, as far as buffers

@@ -336,13 +336,43 @@ func TestLifecycleLargeAnswersInChunks(t *testing.T) {
 	}
 }
 
+// TestLifecyclePoolStash: a pool connection whose answer queue fills
+// while its client reads nothing gives its pool buffer back (the rest
+// waits in the slot's own buffer), and every request is still answered.
+func TestLifecyclePoolStash(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.Recv = RecvPool
+	cfg.RecvBuffer, cfg.bufCount, cfg.MaxPipeline = 4096, 16, 4
+	k := newFakeKernel(t, cfg)
+	k.whole = true
+	k.connect()
+	s := k.socks[0]
+	for range 10 {
+		s.send(requestMenu[0])
+	}
+	k.completeAll(actRecvPool)
+	c := &k.e.conns[s.slot]
+	if !c.q.full(k.e.env.maxPending) || c.in.off >= c.in.end {
+		t.Fatalf("queue full %v, stash %d..%d: want a full queue and the rest stashed", c.q.full(k.e.env.maxPending), c.in.off, c.in.end)
+	}
+	if k.e.pool.out != 0 || c.in.head >= 0 {
+		t.Fatalf("%d pool buffers out, head %d: want the buffer back", k.e.pool.out, c.in.head)
+	}
+	s.peerEOF = true
+	k.quiesce()
+	if len(s.answers) != 10 {
+		t.Errorf("%d answers to 10 requests", len(s.answers))
+	}
+}
+
 // TestSweepBudget: connections that time out together end a few per loop
 // turn (sweepBudget), and every one of them ends.
 func TestSweepBudget(t *testing.T) {
+	const conns = 3*sweepBudget + 5
 	cfg := lifecycleConfig(0)
-	cfg.MaxConns = 3*sweepBudget + 5
+	cfg.MaxConns = 2 * conns // far from full: nothing is evicted
 	k := newFakeKernel(t, cfg)
-	for range cfg.MaxConns {
+	for range conns {
 		k.connect() // silent: each owes its first head
 	}
 	k.advance(int64(cfg.HeaderTimeout) + int64(time.Millisecond))
@@ -362,11 +392,14 @@ func TestSweepBudget(t *testing.T) {
 	if !k.e.sweepDue() {
 		t.Fatal("connections still past their deadline, and no sweep due at once")
 	}
-	for turn := 0; expired() < cfg.MaxConns; turn++ {
-		if turn > cfg.MaxConns {
-			t.Fatalf("%d of %d connections ended after %d turns", expired(), cfg.MaxConns, turn)
+	for turn := 0; expired() < conns; turn++ {
+		if turn > conns {
+			t.Fatalf("%d of %d connections ended after %d turns", expired(), conns, turn)
 		}
 		k.advance(0)
+	}
+	if n := k.e.local[cEvictedHead] + k.e.local[cEvictedIdle]; n != 0 {
+		t.Errorf("%d connections evicted", n)
 	}
 	k.quiesce()
 }

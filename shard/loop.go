@@ -48,7 +48,7 @@ func (s *Shard) loop() {
 		e.local[cLoopsBusy]++
 		s.dirty = true
 		if e.sweepDue() {
-			e.sweep()
+			e.sweep(sweepBudget)
 		}
 		if e.now-s.lastPublish >= publishEvery {
 			s.publish()
@@ -87,7 +87,7 @@ func (s *Shard) idle() {
 		s.publish()
 	}
 	if e.sweepDue() {
-		e.sweep()
+		e.sweep(sweepBudget)
 	}
 	if e.date.due(e.now) {
 		s.refreshDate()

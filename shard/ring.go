@@ -41,7 +41,6 @@ const (
 	featSingleMmap = 1 << 0
 	featNoDrop     = 1 << 1
 	featExtArg     = 1 << 8
-	featRegRegRing = 1 << 13
 
 	enterGetEvents = 1 << 0
 	enterSQWakeup  = 1 << 1
@@ -125,9 +124,12 @@ type ring struct {
 	fd    int
 	flags uint32
 	feats uint32
-	// enterFlags is enterRegRing once the ring's fd is registered with
-	// this thread (IORING_REGISTER_RING_FDS, 5.18): io_uring_enter then
-	// finds the ring without looking its descriptor up.
+	// enterFD is what io_uring_enter names the ring by: its descriptor,
+	// or, once registered with this thread (IORING_REGISTER_RING_FDS,
+	// 5.18), its index among the thread's registered rings, with
+	// enterFlags enterRegRing: the kernel then finds the ring without
+	// looking a descriptor up.
+	enterFD    int
 	enterFlags uint32
 
 	mem  []byte // SQ and CQ rings (one mapping: FEAT_SINGLE_MMAP)
@@ -224,17 +226,47 @@ func newRing(o ringOptions) (*ring, error) {
 		r.close()
 		return nil, &ErrFeature{Feature: "FEAT_SINGLE_MMAP, FEAT_NODROP and FEAT_EXT_ARG", Since: "5.11"}
 	}
-	// Per thread: the shard's own, which is the only one that enters.
-	// Only where registrations can name a registered ring too
-	// (FEAT_REG_REG_RING, 6.3): giouring then sends every later register
-	// (the buffer ring, the probe) that way. Without it every enter looks
-	// the descriptor up, as before.
-	if p.features&featRegRegRing != 0 {
-		if _, err := u.RegisterRingFd(); err == nil {
-			r.enterFlags = enterRegRing
-		}
-	}
+	r.registerFD()
 	return r, nil
+}
+
+// rsrcUpdate is struct io_uring_rsrc_update.
+type rsrcUpdate struct {
+	offset uint32
+	_      uint32
+	data   uint64
+}
+
+// The io_uring_register opcodes of ring registration.
+const (
+	registerRingFDs   = 20
+	unregisterRingFDs = 21
+)
+
+// registerFD registers the ring's descriptor with the calling thread, the
+// only one that enters it. Without it (before 5.18, or the thread's slots
+// taken) every enter looks the descriptor up, as before. Done here rather
+// than with giouring, whose unregister never runs.
+func (r *ring) registerFD() {
+	r.enterFD = r.fd
+	u := rsrcUpdate{offset: ^uint32(0), data: uint64(r.fd)} // any free slot
+	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerRingFDs,
+		uintptr(unsafe.Pointer(&u)), 1, 0, 0)
+	if errno == 0 && n == 1 {
+		r.enterFD, r.enterFlags = int(u.offset), enterRegRing
+	}
+}
+
+// unregisterFD undoes registerFD, on the same thread: a registration keeps
+// the ring alive until its thread exits.
+func (r *ring) unregisterFD() {
+	if r.enterFlags&enterRegRing == 0 {
+		return
+	}
+	u := rsrcUpdate{offset: uint32(r.enterFD)}
+	_, _, _ = unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), unregisterRingFDs,
+		uintptr(unsafe.Pointer(&u)), 1, 0, 0)
+	r.enterFD, r.enterFlags = r.fd, 0
 }
 
 // mapRings maps the shard's own view of the rings, using the offsets the
@@ -282,6 +314,7 @@ func (r *ring) close() {
 		r.sqes = nil
 	}
 	if r.uring != nil {
+		r.unregisterFD()
 		r.uring.QueueExit()
 		r.uring = nil
 	}
@@ -313,7 +346,12 @@ var errBusy = errors.New("shard: io_uring busy: reap completions first")
 // anything else is counted and returned.
 func (r *ring) enter(submit, wait, flags uint32, arg unsafe.Pointer, argSize int) error {
 	for {
-		_, err := r.uring.Enter2(submit, wait, flags|r.enterFlags, arg, argSize)
+		_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.enterFD), uintptr(submit), uintptr(wait),
+			uintptr(flags|r.enterFlags), uintptr(arg), uintptr(argSize))
+		var err error
+		if errno != 0 {
+			err = errno
+		}
 		switch err {
 		case nil, unix.ETIME:
 			return nil

@@ -683,7 +683,7 @@ func TestServeSendZC(t *testing.T) {
 // after its answer (lingering close), or that never reads a last answer
 // linked to the close, must not hold the slot past the timeouts.
 func TestServeTimeoutsFreeSlots(t *testing.T) {
-	for _, m := range []ringMode{modes[0], modes[4], {"sqpoll=off/shards=1/send=zerocopy", false, 1, RecvPool}} {
+	for _, m := range []ringMode{modes[0], modes[4], modes[6], {"sqpoll=off/shards=1/send=zerocopy", false, 1, RecvPool}} {
 		t.Run(m.name, func(t *testing.T) { testServeTimeoutsFreeSlots(t, m, strings.Contains(m.name, "zerocopy")) })
 	}
 }

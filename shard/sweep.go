@@ -43,12 +43,13 @@ func (c *conn) timer() timer {
 // now+minTimeout misses none; an idle shard thus wakes every few seconds at
 // most.
 //
-// At most sweepBudget connections expire per sweep; the rest wait for the
-// next loop turn.
-func (e *engine) sweep() {
+// At most budget connections expire per sweep: the sweep stops at the
+// next one, and the next loop turn goes on from there.
+func (e *engine) sweep(budget int) {
 	next := e.now + e.minTimeout()
-	budget := sweepBudget
-	for i := range e.conns {
+	n := len(e.conns)
+	for k := range n {
+		i := (e.sweepAt + k) % n
 		c := &e.conns[i]
 		if c.phase == phaseFree || c.deadline == 0 {
 			continue
@@ -58,8 +59,9 @@ func (e *engine) sweep() {
 			continue
 		}
 		if budget == 0 {
-			next = e.now // over budget: the next turn sweeps again
-			continue
+			e.sweepAt = i
+			e.nextSweep = e.now // the next turn goes on from here
+			return
 		}
 		budget--
 		c.deadline = 0
@@ -68,10 +70,7 @@ func (e *engine) sweep() {
 			next = min(next, c.deadline)
 		}
 	}
-	if next > e.now {
-		next = max(next, e.now+sweepEvery)
-	}
-	e.nextSweep = next
+	e.nextSweep = max(next, e.now+sweepEvery)
 	e.rearmAccept() // the EMFILE backoff may be over
 }
 
@@ -89,7 +88,14 @@ func (e *engine) expire(c *conn) {
 		// A send the close is linked behind, or an operation that outlived
 		// an abort's shutdown: cancel it, and come back.
 		if c.phase == phaseClosing && c.sending {
+			// The last answer's send timed out with the close linked
+			// behind it: reset, as abort does for a send timeout, so the
+			// unread answer does not outlive the close in an orphan
+			// socket. The close is in the ring already, so the reset is
+			// no op of the connection's; queued before the cancel, it
+			// runs before the cancelled send releases the close.
 			c.setReason(reasonTimeoutSend)
+			e.push(action{kind: actLingerReset, fd: c.fd, ud: packUD(opLinger, c.gen, c.slot)})
 		}
 		e.cancelOps(c)
 		c.deadline = e.now + abortBackstop

@@ -35,7 +35,7 @@ func (s *Shard) teardown() {
 		s.flush()
 		e.setNow(int64(time.Since(s.epoch)))
 		if e.sweepDue() {
-			e.sweep() // backstops: cancel what outlived its SHUT_RDWR or its cancel
+			e.sweep(len(e.conns)) // backstops, all at once: cancel what outlived its SHUT_RDWR or its cancel
 		}
 		if n := r.ready(); n > 0 {
 			s.reap(n)

@@ -176,10 +176,13 @@ func attachEBPF(p Policy, fds []int, cpus []int) (s *Steering, err error) {
 	defer func() {
 		if err != nil {
 			s.Close()
-			// The verifier refuses a program with EACCES too: that is a
-			// bug here, not a missing permission.
+			// The verifier refuses a program with EACCES too, and says why
+			// in its log: that is a bug here, not a missing permission.
+			// (cilium/ebpf wraps every load failure as a VerifierError;
+			// an LSM's refusal comes with an empty log.)
 			var ve *ebpf.VerifierError
-			if !errors.As(err, &ve) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
+			verifier := errors.As(err, &ve) && len(ve.Log) > 0
+			if !verifier && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES)) {
 				err = fmt.Errorf("%w: %v", ErrNotPermitted, err)
 			}
 		}
@@ -321,7 +324,7 @@ func shardKey(i, n, cpu int) asm.Instructions {
 		asm.LoadMem(asm.R4, asm.R7, base+offActive, asm.DWord).WithSymbol(l("active")),
 		asm.Add.Reg(asm.R3, asm.R4),
 		asm.LSh.Imm(asm.R3, loadShift),
-		// The distance from the turn: (n + i - turn) mod n.
+		// The tie-break: 1 + the distance from the turn, (n + i - turn) mod n.
 		asm.Mov.Imm(asm.R4, int32(n+i+1)),
 		asm.Sub.Reg(asm.R4, asm.R8),
 		asm.JLE.Imm(asm.R4, int32(n), l("local")),
