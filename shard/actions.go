@@ -17,6 +17,7 @@ const (
 	actCancel                         // IORING_OP_ASYNC_CANCEL of the operation whose user_data is target
 	actRead                           // read(2) into buf (the control eventfd)
 	actLingerReset                    // setsockopt(2) SO_LINGER {on, 0}: the close resets
+	actSplice                         // a spliced answer's chain (splice.go), or a pipe's drain
 )
 
 // action is one operation to queue. The engine fills it; the loop copies it
@@ -26,10 +27,32 @@ type action struct {
 	ud     uint64
 	target uint64 // actCancel: user_data of the operation to cancel
 	buf    []byte
-	n      uint32 // actShutdown: how
+	n      uint32 // actShutdown: how; actSplice: body bytes
 	fd     int32
 	kind   actKind
 	link   bool // IOSQE_IO_HARDLINK: the next action runs after this one, even if it fails
+
+	// actSplice: the body file and where the chain's bytes start in it,
+	// the pipe, whether more body follows; drain empties the pipe.
+	fileOff int64
+	file    int32
+	pipe    int16
+	more    bool
+	drain   bool
+}
+
+// sqes is how many SQEs a takes, all in one submission: a link chain ends
+// at the last SQE of a submission.
+func (a *action) sqes() uint32 {
+	switch {
+	case a.kind == actSplice && a.drain:
+		return 1
+	case a.kind == actSplice && len(a.buf) > 0:
+		return 3
+	case a.kind == actSplice:
+		return 2
+	}
+	return 1
 }
 
 // actionQueue holds actions not yet turned into SQEs, in order. It is a
@@ -47,9 +70,10 @@ type actionQueue struct {
 }
 
 // maxOpsPerConn bounds the operations one connection can have queued or in
-// flight at once: a recv, a send, a shutdown, a close, and cancels of the
-// recv and the send.
-const maxOpsPerConn = 6
+// flight at once: a recv, a send (a splice chain's three SQEs), a
+// shutdown, a close, and cancels of the recv and the send (three for a
+// chain).
+const maxOpsPerConn = 10
 
 func newActionQueue(capacity int) actionQueue {
 	n := 16

@@ -1,6 +1,10 @@
 package shard
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // Behaviour is the part of a shard's configuration that may change while
 // it serves (Shard.SetBehaviour): what its answers are and when they go.
@@ -40,6 +44,24 @@ type table struct {
 	delays    []int64
 	delayCum  []uint32
 	delayBkt  []uint8 // each delay's histogram bucket
+	bodyFD    int32   // the memory file its large bodies are spliced from; -1: none
+}
+
+// spliceBodies writes t's large bodies into a memory file, when the shard
+// splices answers of at least minBody bytes. Off the loop: it is the
+// system calls and the copy of every large body, once.
+func (t *table) spliceBodies(minBody int) error {
+	fd, err := writeBodyFile(t.rs, minBody)
+	t.bodyFD = fd
+	return err
+}
+
+// closeFile closes the table's memory file, for a table no shard will use.
+func (t *table) closeFile() {
+	if t.bodyFD >= 0 {
+		unix.Close(int(t.bodyFD))
+		t.bodyFD = -1
+	}
 }
 
 // newTable prepares b, or says why it cannot be served.
@@ -62,6 +84,7 @@ func newTable(b Behaviour) (*table, error) {
 		delays:    delays,
 		delayCum:  cumulative(b.DelayMix),
 		delayBkt:  delayBuckets(delays),
+		bodyFD:    -1,
 	}
 	if t.server == "" {
 		t.server = "zerosys"
@@ -114,6 +137,10 @@ func (e *engine) useTable(t *table) bool {
 	if !e.sets.install(t.rs) {
 		return false
 	}
+	if t.bodyFD >= 0 {
+		e.files = append(e.files, bodyFile{fd: t.bodyFD, gen: e.sets.gen})
+	}
+	e.closeStaleFiles()
 	e.setDraws(t)
 	e.noteStatuses(t.rs)
 	e.local[cBehaviourChanges]++

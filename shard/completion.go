@@ -4,7 +4,7 @@ package shard
 //
 //	bits 63-56  operation (opAccept, opRecv, ...)
 //	bits 55-32  generation of the connection slot (24 bits, wraps)
-//	bits 31-20  opSendZC only: the response set the send reads
+//	bits 31-20  opSendZC: the response set the send reads; opSplice: the step
 //	bits 19-0   connection slot index
 //
 // A slot's generation changes each time the slot is freed, so a completion
@@ -24,7 +24,9 @@ const (
 	opCancel
 	opWake // the control eventfd was written: another goroutine set a control bit
 	opSendZC
-	opLinger // a reset asked for after the close was queued: counted in no connection's ops
+	opLinger    // a reset asked for after the close was queued: counted in no connection's ops
+	opSplice    // a step of a spliced answer's chain; the step is in the set bits
+	opPipeDrain // a splice pipe emptied into /dev/null; the slot bits are the pipe
 )
 
 const (

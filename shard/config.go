@@ -53,6 +53,11 @@ type Config struct {
 
 	// SendZC sends answers of at least zcMin bytes with IORING_OP_SEND_ZC.
 	SendZC bool
+	// SpliceMin splices the body of every prepared answer of at least this
+	// many bytes from a memory file into the socket instead of copying it
+	// (splice.go); 0 never does. The shard then keeps SpliceFDs more
+	// descriptors open.
+	SpliceMin int
 
 	// KeepAliveRequests closes a connection after this many answers, as
 	// nginx's keepalive_requests does; 0 means no limit.

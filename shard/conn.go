@@ -56,6 +56,17 @@ type sendState struct {
 	k        uint32 // answers the batch carries
 	set      uint16 // the response set it reads (a reference is held while end != 0)
 	zc       bool   // the send in flight is zero-copy
+
+	// A spliced answer (splice.go): its pipe, held until the answer is
+	// out; the CQEs its chain in flight still owes; the body bytes in the
+	// pipe; where the chain ends; what went wrong in it.
+	splice    bool
+	pipe      int16
+	chain     uint8
+	cancelled bool
+	piped     uint32
+	chainEnd  uint32
+	failed    int32
 }
 
 // traceEnter, when set (tests only), sees every phase change.
@@ -288,6 +299,25 @@ func (e *engine) send(c *conn) {
 		if c.out.end == 0 {
 			c.out.k = min(h.count, uint32(p.k))
 			c.out.end = c.out.k * uint32(len(p.one))
+			if p.spliced {
+				// One answer per chain, if a pipe is free; else sent as
+				// any other.
+				c.out.pipe, c.out.splice = e.pipes.take()
+				if c.out.splice {
+					c.out.k, c.out.end = 1, uint32(len(p.one))
+					e.local[cSpliced]++
+				} else if e.pipes != nil {
+					e.local[cSpliceFallback]++
+				}
+			}
+		}
+		if c.out.splice {
+			e.sendSpliced(c, p)
+			c.sending = true
+			if c.out.off == 0 {
+				c.deadline = e.now + int64(e.cfg.SendTimeout)
+			}
+			return // the close is queued after the last chain, never linked behind it
 		}
 		b = p.many[c.out.off:c.out.end]
 	}
@@ -368,6 +398,9 @@ func (e *engine) onSend(c *conn, res int32) {
 func (e *engine) endBatch(c *conn) {
 	if c.out.end != 0 {
 		e.sets.release(c.out.set)
+	}
+	if c.out.splice && c.out.pipe >= 0 {
+		e.pipes.put(c.out.pipe)
 	}
 	c.out = sendState{}
 }
@@ -459,7 +492,12 @@ func (e *engine) cancelOps(c *conn) {
 	if c.recvArmed {
 		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
 	}
-	if c.sending {
+	if c.sending && c.out.splice {
+		// Whichever step runs: cancelling it fails the rest of the chain.
+		for s := range uint16(spliceChainMax) {
+			e.push(action{kind: actCancel, target: spliceUD(c, s), ud: packUD(opCancel, 0, 0)})
+		}
+	} else if c.sending {
 		target := c.ud(opSend)
 		if c.out.zc {
 			target = packZC(c.gen, c.slot, c.out.set)

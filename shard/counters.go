@@ -44,6 +44,9 @@ const (
 	cBehaviourChanges
 	cEvictedHead
 	cEvictedIdle
+	cSpliced
+	cSpliceFallback
+	cPipeDrains
 	numCounters
 )
 
@@ -99,6 +102,9 @@ var counterTable = [numCounters]CounterInfo{
 	cBehaviourChanges:    {"behaviour_changes_total", "", "", "Behaviour changes the shard took up (PUT and DELETE /behaviour).", "behaviour_changes"},
 	cEvictedHead:         {"connections_evicted_total", "kind", "head", evictHelp, "evicted_head"},
 	cEvictedIdle:         {"connections_evicted_total", "kind", "idle", evictHelp, "evicted_idle"},
+	cSpliced:             {"answers_spliced_total", "", "", "Answers whose body was spliced from a memory file (--splice-min).", "spliced"},
+	cSpliceFallback:      {"splice_fallback_total", "", "", "Answers large enough to splice that were copied instead: every pipe was busy.", "splice_fallback"},
+	cPipeDrains:          {"splice_pipe_drains_total", "", "", "Splice pipes emptied into /dev/null after a chain broke with body bytes in them.", "splice_pipe_drains"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.

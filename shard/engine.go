@@ -63,6 +63,11 @@ type engine struct {
 	evictHeads, evictIdle []uint32
 	evicting              int
 
+	// Splicing (splice.go): the pipes, nil when answers are not spliced,
+	// and the memory files of the behaviours sets still serve.
+	pipes *splicePipes
+	files []bodyFile
+
 	// With RequestKnobs: each slot's custom buffer (see custom.go), and
 	// the scratch one request's knobs are read into.
 	custom []byte
@@ -147,6 +152,10 @@ func (e *engine) complete(cq completion) {
 	case opCancel, opLinger:
 		e.inflight-- // its result (0, ENOENT, EALREADY; EBADF after the close) changes nothing
 		return
+	case opPipeDrain:
+		e.inflight--
+		e.pipes.put(int16(cq.slot)) // empty now (EAGAIN: it was already)
+		return
 	case opSendZC:
 		if cq.notif() {
 			// The kernel no longer reads the buffer, whether or not the
@@ -184,6 +193,8 @@ func (e *engine) complete(cq completion) {
 		e.onRecv(c, cq)
 	case opSend, opSendZC:
 		e.onSend(c, cq.res)
+	case opSplice:
+		e.onSplice(c, cq.set, cq.res)
 	case opShutdown:
 		// Its effect shows in the recv and the send it ends.
 	case opClose:

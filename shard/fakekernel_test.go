@@ -25,6 +25,7 @@ type fakeOp struct {
 	behind bool      // this close waits for the send it is linked behind
 	notif  bool      // a zero-copy send's notification still to come
 	set    uint16
+	step   uint16 // a splice chain: the step that runs next
 }
 
 // fakeSock is one accepted connection as the peer sees it.
@@ -94,6 +95,37 @@ type fakeKernel struct {
 
 	altNext bool // changeBehaviour switches back to the start-up behaviour
 	changes int
+
+	// Splicing: the bytes in each pipe, and the body files made (real
+	// memfds, closed by the close the engine queues, or at the end).
+	piped  map[int16]int
+	memfds map[int32]bool
+}
+
+// fakePipes is how many pipes a fake shard splices with: fewer than its
+// connections, so answers also fall back to copies.
+const fakePipes = 2
+
+// spliceBodies writes tb's large bodies into a body file, as SetBehaviour
+// does, when the engine splices.
+func (k *fakeKernel) spliceBodies(tb *table) {
+	if k.e.cfg.SpliceMin == 0 {
+		return
+	}
+	if err := tb.spliceBodies(k.e.cfg.SpliceMin); err != nil {
+		k.t.Fatal(err)
+	}
+	if tb.bodyFD >= 0 {
+		k.memfds[tb.bodyFD] = true
+	}
+}
+
+// closeFile closes a body file for real.
+func (k *fakeKernel) closeFile(fd int32) {
+	if k.memfds[fd] {
+		delete(k.memfds, fd)
+		unix.Close(int(fd))
+	}
 }
 
 func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
@@ -109,8 +141,27 @@ func newFakeKernel(t testing.TB, cfg Config) *fakeKernel {
 		}
 		t.Cleanup(pool.close)
 	}
-	k := &fakeKernel{t: t, e: new(engine), bySlot: map[uint32]*fakeSock{}, nextFD: 100}
+	k := &fakeKernel{t: t, e: new(engine), bySlot: map[uint32]*fakeSock{}, nextFD: 100,
+		piped: map[int16]int{}, memfds: map[int32]bool{}}
 	k.e.init(cfg, tb, pool)
+	if cfg.SpliceMin > 0 {
+		// Pipes the fake kernel models (no descriptors), a few KiB each,
+		// so a body takes several chains.
+		k.e.pipes = &splicePipes{chunk: 4096, devNull: -1}
+		for i := range fakePipes {
+			k.e.pipes.r, k.e.pipes.w = append(k.e.pipes.r, -1), append(k.e.pipes.w, -1)
+			k.e.pipes.free = append(k.e.pipes.free, uint16(i))
+		}
+		k.spliceBodies(tb)
+		if tb.bodyFD >= 0 {
+			k.e.files = append(k.e.files, bodyFile{fd: tb.bodyFD})
+		}
+		t.Cleanup(func() {
+			for fd := range k.memfds {
+				k.closeFile(fd)
+			}
+		})
+	}
 	traceAnswers = func(q *answerQueue, v variant, one []byte) {
 		for i := range k.e.conns {
 			if &k.e.conns[i].q == q {
@@ -156,33 +207,34 @@ func (k *fakeKernel) collect() {
 		a := *q.peek(i)
 		o := &fakeOp{a: a}
 		cq := decode(a.ud, 0, 0)
-		switch a.kind {
-		case actAccept:
+		if a.kind == actSplice && !a.drain {
+			o.step = stepFill
+			if len(a.buf) > 0 {
+				o.step = stepHead
+			}
+		}
+		switch {
+		case a.kind == actAccept:
 			if k.accept != nil {
 				k.fail("a second accept armed")
 			}
 			k.accept = o
-		case actCancel:
-		case actLingerReset:
-			if cq.op == opLinger {
-				break // after the close was queued: no connection's op
+		case a.kind == actCancel:
+		case a.kind == actSplice && a.drain: // a pipe's, no connection's
+		case a.kind == actLingerReset && cq.op == opLinger: // after the close was queued: no connection's op
+		case cq.slot != noSlot:
+			s := k.bySlot[cq.slot]
+			if s == nil || s.gen != cq.gen {
+				k.fail("%v for slot %d gen %d, which has no such connection", a.kind, cq.slot, cq.gen)
 			}
-			fallthrough
-		default:
-			if cq.slot != noSlot {
-				s := k.bySlot[cq.slot]
-				if s == nil || s.gen != cq.gen {
-					k.fail("%v for slot %d gen %d, which has no such connection", a.kind, cq.slot, cq.gen)
-				}
-				if s.closeQ {
-					k.fail("slot %d: operation %d queued after its close", cq.slot, a.kind)
-				}
-				o.sock = s
-				if a.kind == actClose {
-					s.closeQ = true
-					if !s.aborted && len(s.rx) > 0 && !s.misbehave {
-						k.fail("slot %d closed with %d unread bytes, not aborting: the kernel would reset it", cq.slot, len(s.rx))
-					}
+			if s.closeQ {
+				k.fail("slot %d: operation %d queued after its close", cq.slot, a.kind)
+			}
+			o.sock = s
+			if a.kind == actClose {
+				s.closeQ = true
+				if !s.aborted && len(s.rx) > 0 && !s.misbehave {
+					k.fail("slot %d closed with %d unread bytes, not aborting: the kernel would reset it", cq.slot, len(s.rx))
 				}
 			}
 		}
@@ -316,6 +368,8 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 			s.tx = append(s.tx, a.buf[:res]...)
 		}
 		k.finishSend(o, res)
+	case actSplice:
+		k.completeSplice(o, how)
 	case actShutdown:
 		k.remove(o)
 		if a.n == unix.SHUT_WR {
@@ -329,6 +383,9 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 		k.deliver(a.ud, 0, 0)
 	case actClose:
 		k.remove(o)
+		if s == nil {
+			k.closeFile(a.fd) // a body file no set serves any more
+		}
 		if s != nil {
 			s.closed = true
 			k.closes++
@@ -346,6 +403,81 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 			k.cancelled(t)
 		}
 		k.deliver(a.ud, res, 0)
+	}
+}
+
+// completeSplice runs the next step of a splice chain, or a pipe's drain.
+// A step that fails cancels the rest of its chain, as IOSQE_IO_LINK does.
+func (k *fakeKernel) completeSplice(o *fakeOp, how byte) {
+	s, a := o.sock, o.a
+	if a.drain {
+		k.remove(o)
+		res := int32(k.piped[a.pipe])
+		if res == 0 {
+			res = -int32(unix.EAGAIN)
+		}
+		k.piped[a.pipe] = 0
+		k.deliver(a.ud, res, 0)
+		return
+	}
+	var res int32
+	switch o.step {
+	case stepHead:
+		res = int32(len(a.buf))
+		switch {
+		case s.wasReset || how%17 == 1:
+			res = -int32(unix.ECONNRESET)
+		case s.shutWR || s.closed:
+			res = -int32(unix.EPIPE)
+		default:
+			s.tx = append(s.tx, a.buf...)
+		}
+	case stepFill:
+		if n := k.piped[a.pipe]; n != 0 {
+			k.fail("slot %d: pipe %d filled with %d bytes of an earlier chain still in it", s.slot, a.pipe, n)
+		}
+		res = int32(a.n)
+		k.piped[a.pipe] = int(a.n)
+	case stepBody:
+		n := int32(a.n)
+		res = n
+		switch {
+		case s.wasReset || how%17 == 1:
+			res = -int32(unix.ECONNRESET)
+		case s.shutWR || s.closed:
+			res = -int32(unix.EPIPE)
+		case how%5 == 0 && n > 1:
+			res = 1 + int32(how)%(n-1) // short: the socket broke mid-way
+		}
+		if res > 0 {
+			body := make([]byte, res)
+			if _, err := unix.Pread(int(a.file), body, a.fileOff); err != nil {
+				k.fail("reading the body file: %v", err)
+			}
+			s.tx = append(s.tx, body...)
+			k.piped[a.pipe] -= int(res)
+		}
+	}
+	k.finishStep(o, res)
+}
+
+// finishStep posts the running step's result; the chain goes on, or ends
+// (its last step, or a failure that cancels the steps after it).
+func (k *fakeKernel) finishStep(o *fakeOp, res int32) {
+	step, ud := o.step, o.a.ud
+	short := step == stepBody && res >= 0 && res < int32(o.a.n)
+	if res < 0 || step == stepBody || short {
+		k.remove(o)
+		if res < int32(len(o.a.buf)) && step == stepHead || res < int32(o.a.n) && step != stepHead {
+			o.sock.aborted = true // the answer is cut
+		}
+	}
+	o.step++
+	k.deliver(ud|uint64(step)<<slotBits, res, 0)
+	if res < 0 {
+		for s := step + 1; s <= stepBody; s++ {
+			k.deliver(ud|uint64(s)<<slotBits, -int32(unix.ECANCELED), 0)
+		}
 	}
 }
 
@@ -433,6 +565,10 @@ func (k *fakeKernel) cancelled(t *fakeOp) {
 		k.finishSendErr(t)
 		return
 	}
+	if t.a.kind == actSplice {
+		k.finishStep(t, -int32(unix.ECANCELED))
+		return
+	}
 	k.remove(t)
 	k.deliver(t.a.ud, -int32(unix.ECANCELED), 0)
 }
@@ -445,6 +581,12 @@ func (k *fakeKernel) finishSendErr(t *fakeOp) {
 // is not one: it cannot be cancelled).
 func (k *fakeKernel) find(ud uint64) *fakeOp {
 	for _, o := range k.ops {
+		if o.a.kind == actSplice && !o.a.drain {
+			if o.a.ud|uint64(o.step)<<slotBits == ud {
+				return o // the step that runs: a cancel of a later one finds nothing
+			}
+			continue
+		}
 		if o.a.ud == ud && !o.notif && o.a.kind != actCancel && o.a.kind != actClose {
 			return o
 		}
@@ -475,6 +617,13 @@ func (k *fakeKernel) reset(s *fakeSock) {
 			k.deliver(o.a.ud, -int32(unix.ECONNRESET), 0)
 		case actSend, actSendZC:
 			k.finishSend(o, -int32(unix.ECONNRESET))
+		case actSplice:
+			if o.step == stepFill {
+				k.completeSplice(o, 0) // the pipe side does not see the reset
+			}
+			if k.pending(o) {
+				k.completeSplice(o, 0) // fails on the reset
+			}
 		}
 	}
 }
@@ -592,6 +741,16 @@ func (k *fakeKernel) quiesce() {
 	}
 	if e.pool != nil && e.pool.out != 0 {
 		k.fail("%d pool buffers not returned", e.pool.out)
+	}
+	if p := e.pipes; p != nil {
+		if len(p.free) != fakePipes {
+			k.fail("%d of %d splice pipes free after quiescing", len(p.free), fakePipes)
+		}
+		for i, n := range k.piped {
+			if n != 0 {
+				k.fail("pipe %d holds %d bytes after quiescing", i, n)
+			}
+		}
 	}
 	if len(e.free) != len(e.conns) || e.active != 0 {
 		k.fail("%d of %d slots free, %d active", len(e.free), len(e.conns), e.active)

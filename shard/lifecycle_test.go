@@ -59,8 +59,14 @@ func lifecycleConfig(b byte) Config {
 		cfg.Mode = ModeClose
 	}
 	if b&4 != 0 {
-		cfg.SendZC = true
+		// Large answers, zero-copy or spliced (by the parity of two bits
+		// used below too, so each meets each of those settings).
 		cfg.Response.Body = bytes.Repeat([]byte("z"), zcMin+1)
+		if (b>>3^b>>5)&1 != 0 {
+			cfg.SpliceMin = 1024
+		} else {
+			cfg.SendZC = true
+		}
 	}
 	if b&8 != 0 {
 		cfg.KeepAliveRequests = 2
@@ -147,6 +153,7 @@ func runLifecycle(t testing.TB, script []byte) {
 			switch arg % 8 {
 			case 0:
 				k.e.drain()
+				k.collect()
 			case 1: // the Date moves on: a new response set
 				k.e.date.tick(k.now, &k.e.sets)
 			case 2: // the behaviour changes (PUT /behaviour), back and forth
@@ -173,7 +180,7 @@ func (k *fakeKernel) changeBehaviour() {
 	b := k.e.cfg.behaviour()
 	if !k.altNext {
 		b.Response.Status, b.Response.Body = 503, []byte("changed")
-		if k.e.cfg.SendZC {
+		if k.e.cfg.SendZC || k.e.cfg.SpliceMin > 0 {
 			b.Response.Body = bytes.Repeat([]byte("y"), zcMin+7)
 		}
 		b.Response.StatusMix = []Share{{Value: 429, PPM: 500_000}}
@@ -181,9 +188,14 @@ func (k *fakeKernel) changeBehaviour() {
 		b.DelayMix = []Share{{Value: 120_000, PPM: 500_000}}
 		b.ClosePerMillion = 200_000
 	}
-	if k.e.useTable(mustTable(k.t, b)) {
+	tb := mustTable(k.t, b)
+	k.spliceBodies(tb)
+	if k.e.useTable(tb) {
 		k.altNext = !k.altNext
+	} else {
+		k.closeFile(tb.bodyFD)
 	}
+	k.collect() // the close of a body file no set serves
 }
 
 func mustTable(t testing.TB, b Behaviour) *table {
@@ -246,6 +258,10 @@ var lifecycleSeeds = [][]byte{
 	{1, 0, 0, 1, 0, 8, 3, 0, 0, 1, 0, 0, 3, 0, 0, 3, 0, 0, 3, 0, 0},
 	// reset mid-answer
 	{4, 0, 0, 1, 0, 0, 1, 0, 0, 3, 0, 0, 7, 0, 3, 0, 0},
+	// spliced answers: chains step by step, a short body splice, a reset
+	// with bytes in the pipe, more answers than pipes, a behaviour change
+	{4 | 8, 0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 3, 0, 0, 3, 0, 2, 3, 1, 2, 3, 0, 2, 3, 2, 5, 3, 0, 2, 3, 0, 2, 3, 1, 2},
+	{4 | 8 | 1, 0, 0, 1, 0, 0, 1, 0, 0, 3, 0, 0, 3, 0, 2, 3, 0, 2, 7, 0, 9, 2, 0, 0, 1, 0, 0, 3, 0, 2, 3, 0, 2, 3, 0, 2, 8, 100},
 	// drain, a Date refresh, timeouts
 	{0, 0, 0, 0, 1, 1, 0, 0, 9, 0, 9, 1, 3, 0, 0, 3, 1, 0, 8, 200, 8, 200},
 	// more connections than slots
@@ -620,5 +636,57 @@ func TestLifecycleEvictsToMakeRoom(t *testing.T) {
 	k.quiesce()
 	if n := k.e.local[cClosedEvicted]; n != 2 {
 		t.Errorf("%d connections closed as evicted, want 2", n)
+	}
+}
+
+// TestLifecycleSplice: spliced answers go out whole over several chains,
+// answers past the pipes are copied, and a chain cut with bytes in its
+// pipe drains it before the pipe carries another answer (the fake kernel
+// fails a fill into a pipe that is not empty).
+func TestLifecycleSplice(t *testing.T) {
+	cfg := lifecycleConfig(4 | 8)
+	if cfg.SpliceMin == 0 {
+		t.Fatal("lifecycleConfig(4|8) does not splice")
+	}
+	cfg.RecvBuffer = 4096
+	k := newFakeKernel(t, cfg)
+	k.whole = true
+	for range 3 {
+		k.connect()
+	}
+	for _, s := range k.socks {
+		s.send(requestMenu[0])
+		s.send(requestMenu[0])
+	}
+	k.completeAll(actRecv)
+	// The first connection's peer resets while its body is in the pipe.
+	for _, o := range k.opsOf(k.socks[0]) {
+		if o.a.kind == actSplice {
+			k.complete(o, 2) // the head
+			k.complete(o, 2) // the fill
+			k.reset(k.socks[0])
+		}
+	}
+	k.quiesce()
+	e := k.e
+	if e.local[cSpliced] < 2 || e.local[cSpliceFallback] == 0 || e.local[cPipeDrains] != 1 {
+		t.Fatalf("spliced %d, copied %d, drains %d; want >= 2, > 0, 1", e.local[cSpliced], e.local[cSpliceFallback], e.local[cPipeDrains])
+	}
+	for _, s := range k.socks[1:] {
+		if len(s.answers) != 2 {
+			t.Errorf("slot %d: %d answers, want 2", s.slot, len(s.answers))
+		}
+	}
+	// Both pipes, the drained one too, carry answers again.
+	before := e.local[cSpliced]
+	k.connect()
+	k.connect()
+	for _, s := range k.socks[3:] {
+		s.send(requestMenu[0])
+	}
+	k.completeAll(actRecv)
+	k.quiesce()
+	if n := e.local[cSpliced] - before; n != 2 {
+		t.Fatalf("%d answers spliced after the drain, want 2", n)
 	}
 }

@@ -121,6 +121,9 @@ func (s *Shard) refreshDate() {
 	if !s.e.date.tick(s.e.now, &s.e.sets) {
 		s.e.local[cDateDelayed]++
 	}
+	if len(s.e.files) > 1 {
+		s.e.closeStaleFiles() // a refresh may have dropped an old behaviour's last set
+	}
 }
 
 // flush turns queued actions into SQEs while the SQ has room, keeping a
@@ -132,7 +135,7 @@ func (s *Shard) flush() {
 	done := 0
 	for done < q.n {
 		a := q.peek(done)
-		need := uint32(1)
+		need := a.sqes()
 		if a.link {
 			need = 2
 		}
@@ -180,6 +183,8 @@ func (s *Shard) prep(a *action) {
 		r.prepSendZC(a.fd, a.buf, link, a.ud)
 	case actShutdown:
 		r.prepShutdown(a.fd, int(a.n), 0, a.ud)
+	case actSplice:
+		s.prepSpliceChain(a)
 	case actLingerReset:
 		r.prepLingerReset(a.fd, a.ud)
 	case actClose:

@@ -124,6 +124,11 @@ type prepared struct {
 	many   []byte // k copies of one
 	k      int
 	date   int // offset of the Date value in one; -1: none
+	// spliced: the body is also in a memory file, at fileOff in file,
+	// and large enough to be spliced from there (see splice.go).
+	spliced bool
+	file    int32
+	fileOff int64
 }
 
 // bodyOf is the body of a prepared answer (a GET's), in its own bytes.

@@ -154,6 +154,16 @@ func (s *respSets) dropStale() {
 	}
 }
 
+// serves reports whether a set of behaviour generation gen is left.
+func (s *respSets) serves(gen uint32) bool {
+	for i, rs := range s.sets {
+		if rs != nil && s.tab[i] == gen {
+			return true
+		}
+	}
+	return false
+}
+
 // held is the references taken and not returned, over every set.
 func (s *respSets) held() int32 {
 	var n int32

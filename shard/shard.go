@@ -73,9 +73,21 @@ func Start(cfg Config) (*Shard, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pipes *splicePipes
+	if cfg.SpliceMin > 0 {
+		if pipes, err = newSplicePipes(splicePipeCount); err != nil {
+			return nil, fmt.Errorf("shard %d: %w", cfg.ID, err)
+		}
+		if err = t.spliceBodies(cfg.SpliceMin); err != nil {
+			pipes.close()
+			return nil, fmt.Errorf("shard %d: %w", cfg.ID, err)
+		}
+	}
 	var pool *bufPool
 	if cfg.Recv.pooled() {
 		if pool, err = newBufPool(cfg.poolSize(), cfg.RecvBuffer); err != nil {
+			pipes.close()
+			t.closeFile()
 			return nil, fmt.Errorf("shard %d: %w", cfg.ID, err)
 		}
 	}
@@ -85,8 +97,13 @@ func Start(cfg Config) (*Shard, error) {
 		sharedPoller:  cfg.SQPoll && cfg.CPU >= 0 && cfg.PollerCPU == cfg.CPU,
 	}
 	s.e.init(cfg, t, pool)
+	s.e.pipes = pipes
+	if t.bodyFD >= 0 {
+		s.e.files = append(s.e.files, bodyFile{fd: t.bodyFD})
+	}
 	if s.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		pool.close()
+		s.e.closeSplice()
 		return nil, fmt.Errorf("shard %d: %w", cfg.ID, os.NewSyscallError("eventfd", err))
 	}
 	ready := make(chan error, 1)
@@ -109,6 +126,7 @@ func (s *Shard) run(ready chan<- error) {
 	cfg := &s.e.cfg
 	fail := func(err error) {
 		s.e.pool.close()
+		s.e.closeSplice()
 		ready <- fmt.Errorf("shard %d: %w", cfg.ID, err)
 	}
 	runtime.LockOSThread()
@@ -139,6 +157,15 @@ func (s *Shard) run(ready chan<- error) {
 		r.close()
 		fail(err)
 		return
+	}
+	if s.e.pipes != nil {
+		if err := r.probeOps(spliceOps); err != nil {
+			cfg.Logger.Warn("answers are not spliced: copied into the kernel on every send instead", "shard", cfg.ID, "err", err)
+			s.e.pipes.close()
+			s.e.pipes = nil
+		} else {
+			r.boundWorkers(cfg.CPU, splicePipeCount)
+		}
 	}
 	if s.e.pool != nil {
 		if err := s.e.pool.register(r); err != nil {
@@ -217,9 +244,15 @@ func (s *Shard) SetBehaviour(p *Prepared, wait time.Duration) error {
 		return fmt.Errorf("shard %d: a Prepared behaviour is used once", s.e.cfg.ID)
 	}
 	p.t = nil // its answers become one shard's response set
+	if err := t.spliceBodies(s.e.cfg.SpliceMin); err != nil {
+		s.postedMu.Unlock()
+		return fmt.Errorf("shard %d: %w", s.e.cfg.ID, err)
+	}
 	s.postGen++
 	gen := s.postGen
-	s.posted.Store(&postedTable{t: t, gen: gen})
+	if old := s.posted.Swap(&postedTable{t: t, gen: gen}); old != nil {
+		old.t.closeFile() // replaced before the loop took it
+	}
 	s.postedMu.Unlock()
 	s.setCtl(ctlBehaviour)
 	deadline := time.Now().Add(wait)
@@ -241,6 +274,9 @@ func (s *Shard) SetBehaviour(p *Prepared, wait time.Duration) error {
 func (s *Shard) takeBehaviour() {
 	s.ctl.And(^uint32(ctlBehaviour))
 	if p := s.posted.Swap(nil); p != nil {
+		if old := s.pending; old != nil && old.t.bodyFD >= 0 {
+			s.e.push(action{kind: actClose, fd: old.t.bodyFD, ud: packUD(opClose, 0, noSlot)})
+		}
 		s.pending = p
 	}
 	s.tryBehaviour()

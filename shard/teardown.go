@@ -72,4 +72,11 @@ func (s *Shard) teardown() {
 	s.checkAcceptStopped()
 	r.close()
 	e.pool.close() // after the ring: its memory is the kernel's until then
+	e.closeSplice()
+	if p := s.pending; p != nil {
+		p.t.closeFile()
+	}
+	if p := s.posted.Swap(nil); p != nil {
+		p.t.closeFile()
+	}
 }

@@ -73,6 +73,14 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 	}
 	add("io_uring", ring+"; operations accept, recv, send, close, shutdown, async_cancel", err)
 
+	if cfg.spliceMin > 0 {
+		detail := fmt.Sprintf("bodies of %d bytes or more are spliced from a memory file (IORING_OP_SPLICE)", cfg.spliceMin)
+		if err := shard.SpliceSupported(); err != nil {
+			detail = fmt.Sprintf("not available, answers are copied instead: %v", err)
+		}
+		add("splice", detail, nil)
+	}
+
 	lc := listener.Config{Addr: cfg.addr, AllowShared: cfg.allowShared}
 	err = listener.Probe(lc)
 	detail := cfg.addr + " is free"

@@ -31,12 +31,13 @@ type config struct {
 	idle       string
 	spinWindow time.Duration
 
-	mode     string
-	maxConns int
-	recvBuf  int
-	recv     string
-	recvMode shard.RecvMode
-	sendZC   bool
+	mode      string
+	maxConns  int
+	recvBuf   int
+	recv      string
+	recvMode  shard.RecvMode
+	sendZC    bool
+	spliceMin int
 
 	statusSpec  string // --status: a status or a mix
 	status      int    // the status the remainder of the mix gets
@@ -128,7 +129,7 @@ var flagGroups = []struct {
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
 	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
-	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc"}},
+	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc", "splice-min"}},
 	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by", "request-knobs", "max-body-size"}},
 	{"Operations", []string{"metrics-addr", "admin-token", "drain-delay", "drain-timeout", "log-format", "version"}},
 }
@@ -164,6 +165,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.sizeSpec, "body-size", "", "a response body of this many bytes (for large-response tests), or a mix like 128:80,65536:20; drawn per request")
 	fs.StringVar(&c.contentType, "content-type", "text/plain", "response Content-Type")
 	fs.BoolVar(&c.sendZC, "send-zc", false, "send answers of 16 KiB or more with IORING_OP_SEND_ZC (zero-copy; pays off on real NICs, not on loopback, where the kernel copies anyway)")
+	fs.IntVar(&c.spliceMin, "splice-min", 0, "splice prepared bodies of at least this many bytes from a memory file into the socket, as nginx's sendfile does, instead of copying them into the kernel on every send (0: never)")
 	fs.Var(&c.headers, "header", "extra response header \"Name: value\" (repeatable; env twin: one per line)")
 	fs.StringVar(&c.delaySpec, "delay", "0", "hold each answer back this long, or a mix like 1ms:90,50ms:9,1s:1 (the rest: no delay); drawn per request, no syscall")
 	fs.DurationVar(&c.maxDelay, "max-delay", 10*time.Second, "the longest --delay allowed")

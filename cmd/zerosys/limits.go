@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"zerosys/shard"
 )
 
 // fdMargin is the descriptors kept back from the connection slots: the
@@ -15,9 +17,10 @@ const fdMargin = 128
 
 // slotsFromFDLimit is the default --max-conns: the descriptor limit, its
 // soft value raised to the hard one (as the Go runtime does at start, done
-// again here in case it could not), less a margin, shared out over the
-// shards; at least 64 and at most what a shard can address.
-func slotsFromFDLimit(shards int) int {
+// again here in case it could not), less a margin and what splicing keeps
+// open, shared out over the shards; at least 64 and at most what a shard
+// can address.
+func slotsFromFDLimit(shards int, splice bool) int {
 	var l unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
 		return 4096
@@ -29,7 +32,11 @@ func slotsFromFDLimit(shards int) int {
 			l = raised
 		}
 	}
-	n := (int64(min(l.Cur, 1<<40)) - fdMargin) / int64(max(shards, 1))
+	perShard := int64(0)
+	if splice {
+		perShard = shard.SpliceFDs
+	}
+	n := (int64(min(l.Cur, 1<<40))-fdMargin)/int64(max(shards, 1)) - perShard
 	return int(max(64, min(n, 1<<20-1)))
 }
 

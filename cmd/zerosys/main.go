@@ -140,7 +140,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 	setMaxProcs(len(plan.Shards), log)
 	maxConns := cfg.maxConns
 	if maxConns == 0 {
-		maxConns = slotsFromFDLimit(len(plan.Shards))
+		maxConns = slotsFromFDLimit(len(plan.Shards), cfg.spliceMin > 0)
 	}
 	backlog := cfg.backlog
 	if backlog == 0 {
@@ -187,6 +187,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			RecvBuffer:    cfg.recvBuf,
 			Recv:          cfg.recvMode,
 			SendZC:        cfg.sendZC,
+			SpliceMin:     cfg.spliceMin,
 			MaxPipeline:   cfg.maxPipeline,
 			HeaderTimeout: cfg.headerTimeout,
 			IdleTimeout:   cfg.idleTimeout,
