@@ -94,6 +94,7 @@
 //	actions.go     the operations the engine asks for, queued for the SQ
 //	completion.go  user_data layout and the one completion decoder
 //	responses.go   prepared answers
+//	splice.go      large answers spliced from a memory file through a pipe (--splice-min)
 //	respsets.go    generations of prepared answers with reference counts; the Date clock
 //	counters.go    the one table of counters, and Stats
 //	bufring.go     the provided-buffer pool the pool and multishot recvs take from
