@@ -64,16 +64,19 @@ func (e *engine) onAccept(cq completion) {
 		switch errno(cq.res) {
 		case unix.ECANCELED:
 			// We paused accepting; rearmAccept resumes when slots free.
-		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-			// Out of descriptors or memory. Connections wait in the
-			// kernel's backlog meanwhile; the sweep at the retry time
-			// re-arms accept.
+		case unix.ECONNABORTED, unix.EPROTO, unix.EPERM, unix.EINTR, unix.EAGAIN:
+			// One connection's trouble (the peer gave up, a firewall
+			// refused it): carry on.
+			e.local[cAcceptErrors]++
+		default:
+			// Out of descriptors, table slots or memory (EMFILE,
+			// ENFILE, ENOBUFS, ENOMEM), or an error that would recur
+			// at once: rest, so a failing accept never spins.
+			// Connections wait in the kernel's backlog meanwhile; the
+			// sweep at the retry time re-arms accept.
 			e.local[cAcceptErrors]++
 			a.retryAt = e.now + acceptBackoff
 			e.nextSweep = min(e.nextSweep, a.retryAt)
-		default:
-			// ECONNABORTED and the like: the peer gave up; carry on.
-			e.local[cAcceptErrors]++
 		}
 		return
 	}

@@ -18,6 +18,7 @@ const (
 	actRead                           // read(2) into buf (the control eventfd)
 	actLingerReset                    // setsockopt(2) SO_LINGER {on, 0}: the close resets
 	actSplice                         // a spliced answer's chain (splice.go), or a pipe's drain
+	actCloseFile                      // close(2) of a descriptor that is no connection's (a body file)
 )
 
 // action is one operation to queue. The engine fills it; the loop copies it

@@ -14,7 +14,7 @@ import (
 // the shard's own counters; with SQPOLL that is the syscall cost of a
 // request.
 func BenchmarkServe(b *testing.B) {
-	for _, m := range []ringMode{modes[0], modes[2], modes[4], modes[6]} {
+	for _, m := range []ringMode{modes[0], modes[2], modes[4], modes[6], modes[8]} {
 		for _, depth := range []int{1, 16} {
 			name := m.name + "/pipeline=" + map[int]string{1: "1", 16: "16"}[depth]
 			b.Run(name, func(b *testing.B) { benchServe(b, m, depth) })

@@ -58,6 +58,10 @@ type Config struct {
 	// (splice.go); 0 never does. The shard then keeps SpliceFDs more
 	// descriptors open.
 	SpliceMin int
+	// FixedFiles accepts connections into the ring's file table instead
+	// of the process's descriptor table (fixedfiles.go); a kernel that
+	// refuses the table gets descriptors, with one log line.
+	FixedFiles bool
 
 	// KeepAliveRequests closes a connection after this many answers, as
 	// nginx's keepalive_requests does; 0 means no limit.

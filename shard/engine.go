@@ -68,6 +68,10 @@ type engine struct {
 	pipes *splicePipes
 	files []bodyFile
 
+	// fixedFiles: connections live in the ring's file table, and their
+	// fd is an index into it (fixedfiles.go).
+	fixedFiles bool
+
 	// With RequestKnobs: each slot's custom buffer (see custom.go), and
 	// the scratch one request's knobs are read into.
 	custom []byte

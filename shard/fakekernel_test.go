@@ -381,6 +381,10 @@ func (k *fakeKernel) complete(o *fakeOp, how byte) {
 	case actLingerReset:
 		k.remove(o)
 		k.deliver(a.ud, 0, 0)
+	case actCloseFile:
+		k.remove(o)
+		k.closeFile(a.fd)
+		k.deliver(a.ud, 0, 0)
 	case actClose:
 		k.remove(o)
 		if s == nil {

@@ -171,6 +171,11 @@ func (s *Shard) prep(a *action) {
 	switch a.kind {
 	case actAccept:
 		r.prepMultishotAccept(int(a.fd), a.ud)
+		if s.e.fixedFiles {
+			e := r.lastSQE()
+			e.SpliceFdIn = -1 // file_index IORING_FILE_INDEX_ALLOC: a free slot of the table
+			e.OpcodeFlags = 0 // a table slot has no close-on-exec (the kernel refuses SOCK_CLOEXEC)
+		}
 	case actRecv:
 		r.prepRecv(a.fd, a.buf, a.ud)
 	case actRecvPool:
@@ -187,12 +192,15 @@ func (s *Shard) prep(a *action) {
 		s.prepSpliceChain(a)
 	case actLingerReset:
 		r.prepLingerReset(a.fd, a.ud)
-	case actClose:
+	case actClose, actCloseFile:
 		r.prepClose(a.fd, a.ud)
 	case actCancel:
 		r.prepCancel(a.target, a.ud)
 	case actRead:
 		r.prepRead(int(a.fd), a.buf, a.ud)
+	}
+	if s.e.fixedFiles && a.onConn() {
+		r.fixFile(a.kind == actClose)
 	}
 }
 

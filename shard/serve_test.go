@@ -24,24 +24,28 @@ type ringMode struct {
 	sqpoll bool
 	shards int
 	recv   RecvMode
+	fixed  bool // connections in the ring's file table (FixedFiles)
 }
 
 // modes lists {sqpoll on, off} x {1, 2 shards}. A spinning SQPOLL shard
 // needs a CPU for itself and one for its poller; combinations the machine
 // cannot place are skipped with the reason.
 var modes = []ringMode{
-	{"sqpoll=off/shards=1", false, 1, RecvPool},
-	{"sqpoll=off/shards=2", false, 2, RecvPool},
-	{"sqpoll=on/shards=1", true, 1, RecvPool},
-	{"sqpoll=on/shards=2", true, 2, RecvPool},
-	{"sqpoll=off/shards=1/recv=multishot", false, 1, RecvMultishot},
-	{"sqpoll=on/shards=1/recv=multishot", true, 1, RecvMultishot},
-	{"sqpoll=off/shards=1/recv=slot", false, 1, RecvSlot},
-	{"sqpoll=on/shards=1/recv=slot", true, 1, RecvSlot},
+	{"sqpoll=off/shards=1", false, 1, RecvPool, false},
+	{"sqpoll=off/shards=2", false, 2, RecvPool, false},
+	{"sqpoll=on/shards=1", true, 1, RecvPool, false},
+	{"sqpoll=on/shards=2", true, 2, RecvPool, false},
+	{"sqpoll=off/shards=1/recv=multishot", false, 1, RecvMultishot, false},
+	{"sqpoll=on/shards=1/recv=multishot", true, 1, RecvMultishot, false},
+	{"sqpoll=off/shards=1/recv=slot", false, 1, RecvSlot, false},
+	{"sqpoll=on/shards=1/recv=slot", true, 1, RecvSlot, false},
+	{"sqpoll=off/shards=1/fixed-files", false, 1, RecvPool, true},
+	{"sqpoll=on/shards=1/fixed-files", true, 1, RecvPool, true},
 }
 
-// recvModes is one shard without SQPOLL, receiving each way.
-var recvModes = []ringMode{modes[0], modes[4], modes[6]}
+// recvModes is one shard without SQPOLL, receiving each way, and with
+// fixed files.
+var recvModes = []ringMode{modes[0], modes[4], modes[6], modes[8]}
 
 // forRecvModes runs f as a subtest for each way of receiving.
 func forRecvModes(t *testing.T, f func(t *testing.T, m ringMode)) {
@@ -128,7 +132,7 @@ func startServer(t testing.TB, m ringMode, mutate func(*Config)) *testServer {
 		_ = g.Close()
 	})
 	for i, a := range plan.Shards {
-		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256, Recv: m.recv}
+		cfg := Config{ID: i, ListenFD: g.FDs[i], CPU: a.CPU, SQPoll: m.sqpoll, PollerCPU: a.PollerCPU, MaxConns: 256, Recv: m.recv, FixedFiles: m.fixed}
 		if mutate != nil {
 			mutate(&cfg)
 		}
@@ -683,7 +687,7 @@ func TestServeSendZC(t *testing.T) {
 // after its answer (lingering close), or that never reads a last answer
 // linked to the close, must not hold the slot past the timeouts.
 func TestServeTimeoutsFreeSlots(t *testing.T) {
-	for _, m := range []ringMode{modes[0], modes[4], modes[6], {"sqpoll=off/shards=1/send=zerocopy", false, 1, RecvPool}} {
+	for _, m := range []ringMode{modes[0], modes[4], modes[6], {"sqpoll=off/shards=1/send=zerocopy", false, 1, RecvPool, false}} {
 		t.Run(m.name, func(t *testing.T) { testServeTimeoutsFreeSlots(t, m, strings.Contains(m.name, "zerocopy")) })
 	}
 }
@@ -774,4 +778,34 @@ func TestServeCloseModeLatePipelined(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestServeFixedFilesTakeNoDescriptors: with FixedFiles, open connections
+// live in the ring's file table, not the process's descriptor table, and
+// are served the same.
+func TestServeFixedFilesTakeNoDescriptors(t *testing.T) {
+	for _, fixed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fixed=%v", fixed), func(t *testing.T) {
+			ts := startServer(t, modes[0], func(c *Config) { c.FixedFiles = fixed })
+			before := countFDs(t)
+			var conns []net.Conn
+			for range 40 {
+				c := ts.dial(t)
+				fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+				readResponses(t, bufio.NewReader(c), 1, nil)
+				conns = append(conns, c)
+			}
+			// The client side takes 40 descriptors either way.
+			grown := countFDs(t) - before - 40
+			if fixed && grown != 0 || !fixed && grown != 40 {
+				t.Fatalf("the server side took %d descriptors for 40 connections", grown)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			waitFor(t, "the connections closed", func() bool {
+				return ts.total(func(s Stats) uint64 { return uint64(s.Active) }) == 0
+			})
+		})
+	}
 }

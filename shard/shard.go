@@ -158,6 +158,13 @@ func (s *Shard) run(ready chan<- error) {
 		fail(err)
 		return
 	}
+	if cfg.FixedFiles {
+		if err := r.registerFileTable(fileTableSize(cfg)); err != nil {
+			cfg.Logger.Warn("connections get descriptors: the ring refused a file table", "shard", cfg.ID, "slots", fileTableSize(cfg), "err", err)
+		} else {
+			s.e.fixedFiles = true
+		}
+	}
 	if s.e.pipes != nil {
 		if err := r.probeOps(spliceOps); err != nil {
 			cfg.Logger.Warn("answers are not spliced: copied into the kernel on every send instead", "shard", cfg.ID, "err", err)
@@ -275,7 +282,7 @@ func (s *Shard) takeBehaviour() {
 	s.ctl.And(^uint32(ctlBehaviour))
 	if p := s.posted.Swap(nil); p != nil {
 		if old := s.pending; old != nil && old.t.bodyFD >= 0 {
-			s.e.push(action{kind: actClose, fd: old.t.bodyFD, ud: packUD(opClose, 0, noSlot)})
+			s.e.push(action{kind: actCloseFile, fd: old.t.bodyFD, ud: packUD(opClose, 0, noSlot)})
 		}
 		s.pending = p
 	}

@@ -176,7 +176,7 @@ func (e *engine) closeStaleFiles() {
 			kept = append(kept, f)
 			continue
 		}
-		e.push(action{kind: actClose, fd: f.fd, ud: packUD(opClose, 0, noSlot)})
+		e.push(action{kind: actCloseFile, fd: f.fd, ud: packUD(opClose, 0, noSlot)})
 	}
 	e.files = kept
 }
@@ -299,17 +299,20 @@ func (s *Shard) prepSpliceChain(a *action) {
 		r.prepSplice(p.r[a.pipe], noOffset, p.devNull, a.n, spliceFNonblk, 0, a.ud)
 		return
 	}
+	fixed := uint8(0)
+	if s.e.fixedFiles {
+		fixed = sqeFixedFile // the socket is a slot of the file table; the pipes and the file are not
+	}
 	if len(a.buf) > 0 {
-		r.prepSend(a.fd, a.buf, sqeIOLink, a.ud|stepHead<<slotBits)
-		e := (*sqe)(unsafe.Add(r.sqeBase, uintptr((r.sqeTail-1)&r.sqMask)*unsafe.Sizeof(sqe{})))
-		e.OpcodeFlags |= unix.MSG_MORE
+		r.prepSend(a.fd, a.buf, sqeIOLink|fixed, a.ud|stepHead<<slotBits)
+		r.lastSQE().OpcodeFlags |= unix.MSG_MORE
 	}
 	r.prepSplice(a.file, uint64(a.fileOff), p.w[a.pipe], a.n, 0, sqeIOLink, a.ud|stepFill<<slotBits)
 	var more uint32
 	if a.more {
 		more = spliceFMore
 	}
-	r.prepSplice(p.r[a.pipe], noOffset, a.fd, a.n, more, 0, a.ud|stepBody<<slotBits)
+	r.prepSplice(p.r[a.pipe], noOffset, a.fd, a.n, more, fixed, a.ud|stepBody<<slotBits)
 }
 
 // io_uring_register opcodes for the io-wq.

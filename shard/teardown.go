@@ -53,7 +53,7 @@ func (s *Shard) teardown() {
 		open := 0
 		for i := range e.conns {
 			if c := &e.conns[i]; c.phase != phaseFree {
-				if c.phase != phaseClosing {
+				if c.phase != phaseClosing && !e.fixedFiles { // a table slot closes with the ring
 					_ = unix.Close(int(c.fd))
 				}
 				open++

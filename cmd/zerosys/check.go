@@ -73,6 +73,13 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 	}
 	add("io_uring", ring+"; operations accept, recv, send, close, shutdown, async_cancel", err)
 
+	if cfg.fixedFiles {
+		detail := "connections are accepted into each ring's file table (IORING_FILE_INDEX_ALLOC)"
+		if err := shard.FixedFilesSupported(); err != nil {
+			detail = fmt.Sprintf("not available, connections get descriptors instead: %v", err)
+		}
+		add("fixed files", detail, nil)
+	}
 	if cfg.spliceMin > 0 {
 		detail := fmt.Sprintf("bodies of %d bytes or more are spliced from a memory file (IORING_OP_SPLICE)", cfg.spliceMin)
 		if err := shard.SpliceSupported(); err != nil {

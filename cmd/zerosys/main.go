@@ -188,6 +188,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			Recv:          cfg.recvMode,
 			SendZC:        cfg.sendZC,
 			SpliceMin:     cfg.spliceMin,
+			FixedFiles:    cfg.fixedFiles,
 			MaxPipeline:   cfg.maxPipeline,
 			HeaderTimeout: cfg.headerTimeout,
 			IdleTimeout:   cfg.idleTimeout,
