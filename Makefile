@@ -3,6 +3,10 @@
 LDFLAGS := -checklinkname=0
 GOFLAGS_ALL := -ldflags=$(LDFLAGS)
 BIN := bin/zerosys
+# h2spec, the HTTP/2 conformance suite the tests run (built from the
+# module proxy into bin/).
+H2SPEC := $(CURDIR)/bin/h2spec
+H2SPEC_VERSION := v2.2.1+incompatible
 
 .PHONY: build run test vet fmt fuzz clean
 
@@ -27,12 +31,15 @@ fmt:
 # with the command that installs what they need (under CI they fail
 # instead: .ci/run installs everything).
 SKIPPED := $(CURDIR)/bin/skipped-tests
-test: build
+$(H2SPEC):
+	GOBIN=$(CURDIR)/bin go install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
+
+test: build $(H2SPEC)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet $(GOFLAGS_ALL) ./...
 	@rm -f $(SKIPPED)
-	ZEROSYS_SKIPPED=$(SKIPPED) go test $(GOFLAGS_ALL) -race -count=1 ./affinity/ ./listener/ ./shard/httpwire/
-	ZEROSYS_SKIPPED=$(SKIPPED) go test $(GOFLAGS_ALL) -count=1 -p 1 -timeout 20m ./...
+	ZEROSYS_SKIPPED=$(SKIPPED) H2SPEC=$(H2SPEC) go test $(GOFLAGS_ALL) -race -count=1 ./affinity/ ./listener/ ./shard/httpwire/ ./shard/h2wire/ ./shard/h2/
+	ZEROSYS_SKIPPED=$(SKIPPED) H2SPEC=$(H2SPEC) go test $(GOFLAGS_ALL) -count=1 -p 1 -timeout 20m ./...
 	@if [ -f deploy/deploy.mk ]; then $(MAKE) --no-print-directory test-deploy; fi
 	@if [ -s $(SKIPPED) ]; then \
 		pkgs=$$(cut -f3 $(SKIPPED) | sort -u | tr '\n' ' ' | sed 's/ *$$//; s/^ *//'); \
@@ -42,6 +49,8 @@ test: build
 fuzz:
 	go test $(GOFLAGS_ALL) -run '^$$' -fuzz FuzzParser -fuzztime 60s ./shard/httpwire/
 	go test $(GOFLAGS_ALL) -run '^$$' -fuzz FuzzLifecycle -fuzztime 60s ./shard/
+	go test $(GOFLAGS_ALL) -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./shard/h2wire/
+	go test $(GOFLAGS_ALL) -run '^$$' -fuzz FuzzConn -fuzztime 60s ./shard/h2/
 
 clean:
 	rm -rf bin

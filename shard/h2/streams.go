@@ -1,0 +1,204 @@
+package h2
+
+import (
+	w "zerosys/shard/h2wire"
+)
+
+// find returns the open stream id, or nil. The table is small (the
+// concurrency limit), so a scan is cheaper than hashing.
+func (c *Conn) find(id uint32) *stream {
+	for i := range c.streams {
+		if s := &c.streams[i]; s.id == id && s.state != stIdle {
+			return s
+		}
+	}
+	return nil
+}
+
+// alloc opens stream id in a free slot (the caller checked the limit).
+func (c *Conn) alloc(id uint32) *stream {
+	for i := range c.streams {
+		if s := &c.streams[i]; s.state == stIdle {
+			*s = stream{id: id, state: stOpen, sendWin: c.peerWindow, recvWin: int64(c.lim.StreamWindow), wantLen: -1, next: -1, slot: s.slot}
+			c.open++
+			c.Counters.Streams++
+			return s
+		}
+	}
+	panic("h2: no free stream slot under the limit")
+}
+
+// release closes a stream: its slot is free, its answer dropped.
+func (c *Conn) release(s *stream) {
+	if s.inList {
+		c.unlist(s)
+	}
+	s.state, s.body, s.hdr = stIdle, nil, nil
+	c.open--
+}
+
+// noteReset remembers a stream we reset, so its late frames are read
+// away rather than taken for a protocol error.
+func (c *Conn) noteReset(id uint32) {
+	c.resets[c.resetAt] = id
+	c.resetAt = (c.resetAt + 1) % len(c.resets)
+}
+
+func (c *Conn) wasReset(id uint32) bool {
+	for _, r := range c.resets {
+		if r == id {
+			return true
+		}
+	}
+	return false
+}
+
+// Respond answers the complete request on stream with a prepared HPACK
+// header block and a body (nil for none, or a HEAD). Both must stay
+// unchanged until the stream is done (Busy, or Pending). It reports false
+// when the stream is gone (reset by the peer).
+func (c *Conn) Respond(id uint32, head, body []byte) bool {
+	s := c.find(id)
+	if s == nil || s.state != stHalfClosedRemo || s.answered {
+		return false
+	}
+	s.answered, s.hdr = true, head
+	if !s.head {
+		s.body = body
+	}
+	c.list(s)
+	c.pump()
+	return true
+}
+
+// ResetStream refuses or abandons stream id (the caller's choice, e.g. a
+// request it will not answer).
+func (c *Conn) ResetStream(id uint32, code w.ErrCode) {
+	if c.find(id) != nil {
+		c.streamError(id, code)
+	}
+}
+
+// GoAway starts a graceful end (a drain): GOAWAY with the last stream
+// taken, no new stream, the open ones answered, then EventClose.
+func (c *Conn) GoAway() Event {
+	if c.goAway {
+		return c.closeEvent()
+	}
+	c.draining = true
+	c.out = w.AppendGoAway(c.out, c.lastStream, w.ErrCodeNo)
+	c.goAway = true
+	return c.maybeDone()
+}
+
+func (c *Conn) list(s *stream) {
+	i := s.slot
+	s.next, s.inList = -1, true
+	if c.pendTail < 0 {
+		c.pending = i
+	} else {
+		c.streams[c.pendTail].next = i
+	}
+	c.pendTail = i
+}
+
+func (c *Conn) unlist(s *stream) {
+	i := s.slot
+	prev := int32(-1)
+	for j := c.pending; j >= 0; j = c.streams[j].next {
+		if j == i {
+			if prev < 0 {
+				c.pending = s.next
+			} else {
+				c.streams[prev].next = s.next
+			}
+			if c.pendTail == i {
+				c.pendTail = prev
+			}
+			break
+		}
+		prev = j
+	}
+	s.next, s.inList = -1, false
+}
+
+// pump writes answers into the output while it has room and the windows
+// allow: each stream's HEADERS, then its DATA a frame at a time, taking
+// the streams in turn so one large answer does not hold back the others.
+func (c *Conn) pump() {
+	for progress := true; progress && c.pending >= 0; {
+		progress = false
+		for i := c.pending; i >= 0; {
+			s := &c.streams[i]
+			next := s.next
+			wrote, full := c.writeSome(s)
+			if full {
+				return
+			}
+			progress = progress || wrote
+			i = next
+		}
+	}
+}
+
+// writeSome writes stream s's HEADERS, or one DATA frame of its body. It
+// reports whether it wrote, and whether the output is full.
+func (c *Conn) writeSome(s *stream) (wrote, full bool) {
+	if s.hdr != nil {
+		n := len(s.hdr)
+		frames := (n + int(c.peerMaxFrame) - 1) / int(c.peerMaxFrame)
+		if c.room() < n+w.HeaderLen*max(frames, 1)+ctlReserve {
+			return false, true
+		}
+		flags := uint8(w.FlagEndHeaders)
+		if len(s.body) == 0 {
+			flags |= w.FlagEndStream
+		}
+		first := min(n, int(c.peerMaxFrame))
+		if first < n {
+			flags &^= w.FlagEndHeaders
+		}
+		c.out = w.AppendHeader(c.out, uint32(first), w.FrameHeaders, flags, s.id)
+		c.out = append(c.out, s.hdr[:first]...)
+		for off := first; off < n; {
+			k := min(n-off, int(c.peerMaxFrame))
+			var f uint8
+			if off+k == n {
+				f = w.FlagEndHeaders
+			}
+			c.out = w.AppendHeader(c.out, uint32(k), w.FrameContinuation, f, s.id)
+			c.out = append(c.out, s.hdr[off:off+k]...)
+			off += k
+		}
+		s.hdr = nil
+		s.state = stAnswering
+		if len(s.body) == 0 {
+			c.finish(s)
+		}
+		return true, false
+	}
+	k := int64(len(s.body))
+	k = min(k, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-ctlReserve))
+	if k <= 0 {
+		return false, c.room() < w.HeaderLen+ctlReserve+1
+	}
+	var flags uint8
+	if k == int64(len(s.body)) {
+		flags = w.FlagEndStream
+	}
+	c.out = w.AppendHeader(c.out, uint32(k), w.FrameData, flags, s.id)
+	c.out = append(c.out, s.body[:k]...)
+	s.body = s.body[k:]
+	c.sendWin -= k
+	s.sendWin -= k
+	if flags != 0 {
+		c.finish(s)
+	}
+	return true, false
+}
+
+// finish ends a stream whose answer is all in the output.
+func (c *Conn) finish(s *stream) {
+	c.release(s)
+	c.maybeDone()
+}
