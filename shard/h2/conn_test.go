@@ -2,7 +2,6 @@ package h2
 
 import (
 	"bytes"
-	"net"
 	"os/exec"
 	"regexp"
 	"strconv"
