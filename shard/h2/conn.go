@@ -114,7 +114,8 @@ type stream struct {
 	slot     int32  // its index in Conn.streams
 	next     int32  // in the pending list (streams with body to send); -1 end
 	inList   bool
-	answered bool // Respond was called
+	answered bool   // Respond was called
+	tag      uint32 // the caller's, given back by DoneTag
 }
 
 // frame is the frame being received: its header and how much of its
@@ -155,6 +156,7 @@ type Conn struct {
 	hFate       uint8      // what the block does once decoded (fateNew, ...)
 	hCode       w.ErrCode  // fateReset: the code
 	reqBuf      []byte     // Req's bytes
+	doneTags    []uint32   // tags of answered streams that ended, for DoneTag
 	resets      [32]uint32 // streams we reset lately: their late frames are read away
 	resetAt     int
 	draining    bool // no new stream is taken (GOAWAY received or GoAway called)
@@ -189,13 +191,14 @@ type Conn struct {
 func New(lim Limits) *Conn {
 	lim.setDefaults()
 	c := &Conn{
-		lim:     lim,
-		dec:     w.NewDecoder(4096, lim.MaxField),
-		fbuf:    make([]byte, 0, w.DefaultMaxFrameSize),
-		hbuf:    make([]byte, 0, lim.MaxHeaderBlock+w.DefaultMaxFrameSize),
-		reqBuf:  make([]byte, 0, 3*lim.MaxField),
-		streams: make([]stream, lim.MaxStreams),
-		out:     make([]byte, 0, lim.OutBuffer),
+		lim:      lim,
+		dec:      w.NewDecoder(4096, lim.MaxField),
+		fbuf:     make([]byte, 0, w.DefaultMaxFrameSize),
+		hbuf:     make([]byte, 0, lim.MaxHeaderBlock+w.DefaultMaxFrameSize),
+		reqBuf:   make([]byte, 0, 3*lim.MaxField),
+		doneTags: make([]uint32, 0, lim.MaxStreams),
+		streams:  make([]stream, lim.MaxStreams),
+		out:      make([]byte, 0, lim.OutBuffer),
 	}
 	c.Reset()
 	return c
@@ -205,7 +208,8 @@ func New(lim Limits) *Conn {
 // the connection window's increase.
 func (c *Conn) Reset() {
 	*c = Conn{
-		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], streams: c.streams, out: c.out[:0],
+		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], doneTags: c.doneTags[:0],
+		streams: c.streams, out: c.out[:0],
 		pending: -1, pendTail: -1,
 		peerMaxFrame: w.DefaultMaxFrameSize,
 		peerWindow:   w.DefaultWindow,

@@ -45,11 +45,12 @@ func run(c *Conn, in []byte, step int, a answer) []byte {
 		switch ev {
 		case EventRequest:
 			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body)
+				c.Respond(c.Req.Stream, a.head, a.body, 0)
 			}
 		case EventComplete:
-			c.Respond(c.Done, a.head, a.body)
+			c.Respond(c.Done, a.head, a.body, 0)
 		}
+		drainTags(c)
 		if k == 0 && ev == EventNone {
 			sent = append(sent, c.Output()...) // the output was full: the socket takes it
 			c.Sent(len(c.Output()))
@@ -182,11 +183,12 @@ func run2(c *Conn, in []byte, a answer) {
 		switch ev {
 		case EventRequest:
 			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body)
+				c.Respond(c.Req.Stream, a.head, a.body, 0)
 			}
 		case EventComplete:
-			c.Respond(c.Done, a.head, a.body)
+			c.Respond(c.Done, a.head, a.body, 0)
 		}
+		drainTags(c)
 		if k == 0 && ev == EventNone {
 			c.Sent(len(c.Output()))
 		}
@@ -235,13 +237,14 @@ func FuzzConn(f *testing.F) {
 			switch ev {
 			case EventRequest:
 				if c.Req.Complete {
-					c.Respond(c.Req.Stream, a.head, a.body)
+					c.Respond(c.Req.Stream, a.head, a.body, 0)
 				}
 			case EventComplete:
-				c.Respond(c.Done, a.head, a.body)
+				c.Respond(c.Done, a.head, a.body, 0)
 			}
-			if cap(c.Output()) != outCap {
-				t.Fatal("the output buffer grew")
+			drainTags(c)
+			if cap(c.Output()) != outCap || cap(c.doneTags) != 8 {
+				t.Fatal("a buffer grew")
 			}
 			if c.open < 0 || c.open > 8 {
 				t.Fatalf("%d streams open", c.open)

@@ -83,10 +83,10 @@ func serve(nc net.Conn, lim Limits, a answer) *Conn {
 		switch ev {
 		case EventRequest:
 			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body)
+				c.Respond(c.Req.Stream, a.head, a.body, 0)
 			}
 		case EventComplete:
-			c.Respond(c.Done, a.head, a.body)
+			c.Respond(c.Done, a.head, a.body, 0)
 		case EventClose:
 			linger()
 			return c
@@ -112,4 +112,14 @@ func listen(t testing.TB, lim Limits, a answer) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// drainTags takes the tags of ended streams, as a caller must after every
+// call.
+func drainTags(c *Conn) {
+	for {
+		if _, ok := c.DoneTag(); !ok {
+			return
+		}
+	}
 }

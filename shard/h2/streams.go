@@ -33,6 +33,9 @@ func (c *Conn) release(s *stream) {
 	if s.inList {
 		c.unlist(s)
 	}
+	if s.answered {
+		c.doneTags = append(c.doneTags, s.tag) // room for every stream: never grows
+	}
 	s.state, s.body, s.hdr = stIdle, nil, nil
 	c.open--
 }
@@ -54,21 +57,44 @@ func (c *Conn) wasReset(id uint32) bool {
 }
 
 // Respond answers the complete request on stream with a prepared HPACK
-// header block and a body (nil for none, or a HEAD). Both must stay
-// unchanged until the stream is done (Busy, or Pending). It reports false
-// when the stream is gone (reset by the peer).
-func (c *Conn) Respond(id uint32, head, body []byte) bool {
+// header block and a body (ignored for a HEAD). Both must stay unchanged
+// until the stream is done: then tag comes out of DoneTag, whether the
+// answer went out whole or the stream was reset first. It reports false
+// when the stream is gone (reset by the peer); tag is then not kept.
+func (c *Conn) Respond(id uint32, head, body []byte, tag uint32) bool {
 	s := c.find(id)
 	if s == nil || s.state != stHalfClosedRemo || s.answered {
 		return false
 	}
-	s.answered, s.hdr = true, head
+	s.answered, s.hdr, s.tag = true, head, tag
 	if !s.head {
 		s.body = body
 	}
 	c.list(s)
 	c.pump()
 	return true
+}
+
+// DoneTag returns the tag of a stream whose answer no longer needs its
+// bytes; ok is false when there is none left.
+func (c *Conn) DoneTag() (tag uint32, ok bool) {
+	n := len(c.doneTags)
+	if n == 0 {
+		return 0, false
+	}
+	tag = c.doneTags[n-1]
+	c.doneTags = c.doneTags[:n-1]
+	return tag, true
+}
+
+// Abandon drops every stream (the connection is gone): their tags come
+// out of DoneTag.
+func (c *Conn) Abandon() {
+	for i := range c.streams {
+		if s := &c.streams[i]; s.state != stIdle {
+			c.release(s)
+		}
+	}
 }
 
 // ResetStream refuses or abandons stream id (the caller's choice, e.g. a
