@@ -47,7 +47,6 @@ func testServeBadInputTable(t *testing.T, m ringMode) {
 		{"missing target", "GET HTTP/1.1\r\nHost: t\r\n\r\n", 400},
 		{"HTTP/2.0 request line", "GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505},
 		{"HTTP/3.0", "GET / HTTP/3.0\r\nHost: t\r\n\r\n", 505},
-		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
 		{"TLS ClientHello", tlsHello, 400},
 		{"request line over the limit", "GET /" + strings.Repeat("a", 300) + " HTTP/1.1\r\n\r\n", 414},
 		{"headers over the limit", "GET / HTTP/1.1\r\nHost: t\r\nX: " + strings.Repeat("a", 600) + "\r\n\r\n", 431},

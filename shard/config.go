@@ -62,6 +62,8 @@ type Config struct {
 	// of the process's descriptor table (fixedfiles.go); a kernel that
 	// refuses the table gets descriptors, with one log line.
 	FixedFiles bool
+	// H2C says when a connection speaks HTTP/2 over cleartext (http2.go).
+	H2C H2CMode
 
 	// KeepAliveRequests closes a connection after this many answers, as
 	// nginx's keepalive_requests does; 0 means no limit.
@@ -151,6 +153,34 @@ func ParseRecvMode(s string) (RecvMode, error) {
 
 // pooled reports whether the mode receives into the shard's buffer ring.
 func (m RecvMode) pooled() bool { return m != RecvSlot }
+
+// H2CMode says which connections speak HTTP/2 over cleartext.
+type H2CMode uint8
+
+const (
+	// H2CAuto: HTTP/2 for a connection that opens with the client
+	// preface (prior knowledge), HTTP/1.1 for the rest.
+	H2CAuto H2CMode = iota
+	// H2COff: HTTP/1.1 only; the preface is answered 505.
+	H2COff
+	// H2COnly: HTTP/2 only, as a backend behind a proxy configured for
+	// HTTP/2 is; anything but the preface ends the connection with
+	// GOAWAY (RFC 9113 §3.4).
+	H2COnly
+)
+
+// ParseH2CMode reads an --h2c value: on (or true), off (or false), only.
+func ParseH2CMode(s string) (H2CMode, error) {
+	switch s {
+	case "on", "true", "auto":
+		return H2CAuto, nil
+	case "off", "false":
+		return H2COff, nil
+	case "only":
+		return H2COnly, nil
+	}
+	return 0, fmt.Errorf("h2c %q: want on, off or only", s)
+}
 
 func (c *Config) setDefaults() {
 	def := func(p *int, v int) {

@@ -1,6 +1,10 @@
 package shard
 
-import "golang.org/x/sys/unix"
+import (
+	"golang.org/x/sys/unix"
+
+	"zerosys/shard/h2"
+)
 
 // phase is where a connection is in its life. Phases only move forward
 // (see the diagram in doc.go); enter asserts it in tests.
@@ -46,6 +50,7 @@ type conn struct {
 	timerIdx int32 // 1 + its place in engine.timers while an answer waits for its delay; 0: none
 
 	h1 http1
+	h2 *h2.Conn // an HTTP/2 connection's protocol state (http2.go); nil for HTTP/1.1
 }
 
 // sendState is the answer batch being sent: answers of the first run,
@@ -115,7 +120,7 @@ func (e *engine) step(c *conn) {
 		return
 	}
 	if c.phase == phaseOpen {
-		if c.in.has() && !c.q.full(e.env.maxPending) {
+		if c.in.has() && (c.h2 == nil && !c.q.full(e.env.maxPending) || c.h2 != nil && c.h2.CanFeed()) {
 			e.frame(c)
 		}
 		if c.peerEOF && !c.in.has() && c.phase == phaseOpen {
@@ -123,7 +128,11 @@ func (e *engine) step(c *conn) {
 			e.finish(c, false, reasonNormal)
 		}
 	}
-	if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {
+	if c.h2 != nil {
+		if c.phase <= phaseFinishing {
+			e.sendH2(c)
+		}
+	} else if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {
 		if at := c.q.first().at; at > e.now && c.out.end == 0 {
 			e.timers.set(c.slot, at) // the answer waits for its delay; fireTimers steps again
 		} else {
@@ -139,7 +148,7 @@ func (e *engine) step(c *conn) {
 		e.setIdleDeadline(c)
 	case phaseFinishing:
 		switch {
-		case c.sending || c.q.len > 0:
+		case c.sending || c.q.len > 0 || c.h2Output():
 			// The answers are still going out.
 		case c.recvArmed || c.linger && !c.peerEOF:
 			// Closing now would reset a connection whose input may still
@@ -247,6 +256,11 @@ func (e *engine) keepReading(c *conn) {
 func (e *engine) setIdleDeadline(c *conn) {
 	switch {
 	case c.sending:
+	case c.h2 != nil && c.h2.Busy():
+		// Streams wait for the client: for its window, or its body.
+		c.deadline = e.now + int64(e.cfg.SendTimeout)
+	case c.h2 != nil:
+		c.deadline = e.now + int64(e.cfg.IdleTimeout)
 	case c.q.len > 0:
 		c.deadline = 0 // an answer waits for its delay: the timer wakes it, no timeout runs
 	case c.h1.waitingForHead():
@@ -363,6 +377,10 @@ const zcMin = 16 << 10
 
 // onSend handles a send's result.
 func (e *engine) onSend(c *conn, res int32) {
+	if c.h2 != nil {
+		e.onSendH2(c, res)
+		return
+	}
 	c.sending = false
 	if res < 0 {
 		e.endBatch(c)
@@ -456,6 +474,9 @@ func (e *engine) release(c *conn) {
 	}
 	e.endBatch(c)
 	c.q.drop(&e.sets) // an answer cut short behind its close leaves its run
+	if c.h2 != nil {
+		e.releaseH2(c)
+	}
 	c.in.clear(e.pool)
 	e.timers.cancel(c.slot)
 	if c.waitBuf {

@@ -47,6 +47,12 @@ const (
 	cSpliced
 	cSpliceFallback
 	cPipeDrains
+	cH2Conns
+	cH2Streams
+	cH2StreamErrors
+	cH2ConnErrors
+	cH2Refused
+	cH2PeerResets
 	numCounters
 )
 
@@ -105,6 +111,12 @@ var counterTable = [numCounters]CounterInfo{
 	cSpliced:             {"answers_spliced_total", "", "", "Answers whose body was spliced from a memory file (--splice-min).", "spliced"},
 	cSpliceFallback:      {"splice_fallback_total", "", "", "Answers large enough to splice that were copied instead: every pipe was busy.", "splice_fallback"},
 	cPipeDrains:          {"splice_pipe_drains_total", "", "", "Splice pipes emptied into /dev/null after a chain broke with body bytes in them.", "splice_pipe_drains"},
+	cH2Conns:             {"h2_connections_total", "", "", "Connections that spoke HTTP/2 (cleartext, prior knowledge).", "h2_connections"},
+	cH2Streams:           {"h2_streams_total", "", "", "HTTP/2 streams answered.", "h2_streams"},
+	cH2StreamErrors:      {"h2_stream_errors_total", "", "", "HTTP/2 streams we reset (RST_STREAM), counted when their connection closes.", "h2_stream_errors"},
+	cH2ConnErrors:        {"h2_connection_errors_total", "", "", "HTTP/2 connections we ended with an error (GOAWAY), counted when they close.", "h2_connection_errors"},
+	cH2Refused:           {"h2_streams_refused_total", "", "", "HTTP/2 streams refused over SETTINGS_MAX_CONCURRENT_STREAMS.", "h2_refused"},
+	cH2PeerResets:        {"h2_peer_resets_total", "", "", "HTTP/2 streams the client reset.", "h2_peer_resets"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"time"
 
+	"zerosys/shard/h2"
 	"zerosys/shard/httpwire"
 
 	"golang.org/x/sys/unix"
@@ -67,6 +68,9 @@ type engine struct {
 	// and the memory files of the behaviours sets still serve.
 	pipes *splicePipes
 	files []bodyFile
+
+	// HTTP/2 connection states no connection uses now, for the next one.
+	h2free []*h2.Conn
 
 	// fixedFiles: connections live in the ring's file table, and their
 	// fd is an index into it (fixedfiles.go).
@@ -223,7 +227,12 @@ func (e *engine) drain() {
 	e.draining = true
 	e.env.closeAll = true
 	for i := range e.conns {
-		if c := &e.conns[i]; c.phase == phaseOpen && c.q.len > 0 {
+		c := &e.conns[i]
+		switch {
+		case c.phase == phaseOpen && c.h2 != nil:
+			e.h2Drain(c)
+			e.step(c)
+		case c.phase == phaseOpen && c.q.len > 0:
 			e.closeAfterQueued(c)
 		}
 	}

@@ -57,6 +57,13 @@ func (e *engine) slotBuf(slot uint32) []byte {
 // input runs out, the answer queue is full, or the protocol ends the
 // connection.
 func (e *engine) frame(c *conn) {
+	if c.h2 == nil && e.cfg.H2C != H2COff && c.h1.answers == 0 {
+		e.maybeH2(c, e.firstInput(c))
+	}
+	if c.h2 != nil {
+		e.frameH2(c)
+		return
+	}
 	if c.in.off < c.in.end {
 		n, end := c.h1.feed(e.slotBuf(c.slot)[c.in.off:c.in.end], c.in.head >= 0, &c.q, &e.env)
 		c.in.off += uint32(n)

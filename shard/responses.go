@@ -129,6 +129,10 @@ type prepared struct {
 	spliced bool
 	file    int32
 	fileOff int64
+	// h2 is the HTTP/2 header block of a GET variant (h2answers.go),
+	// its Date value at h2date.
+	h2     []byte
+	h2date int
 }
 
 // bodyOf is the body of a prepared answer (a GET's), in its own bytes.
@@ -152,6 +156,9 @@ func (rs *responses) setDate(d []byte) {
 		}
 		for i := range p.k {
 			copy(p.many[i*len(p.one)+p.date:], d)
+		}
+		if p.h2 != nil {
+			copy(p.h2[p.h2date:], d)
 		}
 	}
 }
@@ -318,6 +325,9 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 		if !head {
 			rs[base+sub].body = len(body)
 		}
+		if sub == vOK {
+			rs[base].h2, rs[base].h2date = buildH2Head(status, len(body), ctype, server, now, r.Headers)
+		}
 	}
 	answer(vOK, "", false)
 	answer(vOKKeep10, "keep-alive", false)
@@ -395,6 +405,7 @@ func (rs *responses) clone() *responses {
 		p := &c[v]
 		p.many = append([]byte(nil), p.many...)
 		p.one = p.many[:len(p.one)]
+		p.h2 = append([]byte(nil), p.h2...)
 	}
 	return &c
 }

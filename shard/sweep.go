@@ -31,6 +31,10 @@ func (c *conn) timer() timer {
 		return timerLinger
 	case c.sending:
 		return timerSend
+	case c.h2 != nil && c.h2.Busy():
+		return timerSend
+	case c.h2 != nil:
+		return timerIdle
 	case c.phase == phaseOpen && c.h1.waitingForHead():
 		return timerHeader
 	}

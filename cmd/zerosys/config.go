@@ -36,9 +36,11 @@ type config struct {
 	recvBuf    int
 	recv       string
 	recvMode   shard.RecvMode
+	h2cMode    shard.H2CMode
 	sendZC     bool
 	spliceMin  int
 	fixedFiles bool
+	h2c        string
 
 	statusSpec  string // --status: a status or a mix
 	status      int    // the status the remainder of the mix gets
@@ -128,7 +130,7 @@ var flagGroups = []struct {
 }{
 	{"Listening", []string{"addr", "backlog", "allow-shared-port", "steer"}},
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
-	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "fixed-files", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
+	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "fixed-files", "h2c", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc", "splice-min"}},
 	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by", "request-knobs", "max-body-size"}},
@@ -152,6 +154,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.mode, "mode", "keepalive", "keepalive: keep connections for further and pipelined requests; close: one answer per connection")
 	fs.IntVar(&c.maxConns, "max-conns", 0, "connection slots per shard (0: the descriptor limit, raised to its hard limit, shared out over the shards); when nearly full, the connections longest waiting for a first request, then the longest idle, make room")
 	fs.BoolVar(&c.fixedFiles, "fixed-files", false, "accept connections into each ring's own file table (no descriptor per connection, no descriptor lookup per operation; Linux 5.19+) instead of the process's descriptor table")
+	fs.StringVar(&c.h2c, "h2c", "on", "HTTP/2 over cleartext: on (a client that opens with the HTTP/2 preface speaks HTTP/2, the rest HTTP/1.1), off (HTTP/1.1 only: the preface is answered 505), only (HTTP/2 only, for proxies set to speak HTTP/2 to their backends)")
 	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "bytes of one receive buffer")
 	fs.StringVar(&c.recv, "recv", "pool", "pool: one recv per read into a buffer the kernel takes from the shard's buffer ring as bytes arrive (an idle connection holds none); slot: one recv per read into a buffer of the connection's own (single is its earlier name); multishot: one multishot recv per connection from the buffer ring")
 	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
@@ -240,6 +243,11 @@ func (c *config) validate() error {
 		bad("--%v", err)
 	} else {
 		c.recvMode = m
+	}
+	if m, err := shard.ParseH2CMode(c.h2c); err != nil {
+		bad("--%v", err)
+	} else {
+		c.h2cMode = m
 	}
 	if c.idle != "spin" && c.idle != "adaptive" {
 		bad("--idle %q: want spin or adaptive", c.idle)

@@ -269,7 +269,7 @@ func TestConformance(t *testing.T) {
 	if len(cases) < 200 {
 		t.Fatalf("the corpus has %d cases; it is meant to hold at least 200", len(cases))
 	}
-	p := startZerosys(t, "--sqpoll", "off", "--shards", "1")
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--h2c", "off") // an HTTP/1 port: the corpus has the HTTP/2 preface answered 505
 	failed := 0
 	for _, c := range cases {
 		r := probe(p.addr, c)
@@ -292,7 +292,7 @@ func TestConformanceNginx(t *testing.T) {
 	}
 	nginx := needTool(t, "nginx")
 	cases := loadCorpus(t)
-	p := startZerosys(t, "--sqpoll", "off", "--shards", "1")
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--h2c", "off") // an HTTP/1 port: the corpus has the HTTP/2 preface answered 505
 	nginxAddr := startNginx(t, nginx)
 	var zFail, nFail int
 	var rows []string

@@ -189,6 +189,7 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 			SendZC:        cfg.sendZC,
 			SpliceMin:     cfg.spliceMin,
 			FixedFiles:    cfg.fixedFiles,
+			H2C:           cfg.h2cMode,
 			MaxPipeline:   cfg.maxPipeline,
 			HeaderTimeout: cfg.headerTimeout,
 			IdleTimeout:   cfg.idleTimeout,

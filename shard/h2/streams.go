@@ -228,3 +228,7 @@ func (c *Conn) finish(s *stream) {
 	c.release(s)
 	c.maybeDone()
 }
+
+// CanFeed reports whether the output has room for what Feed may write:
+// when it has not, the caller sends first.
+func (c *Conn) CanFeed() bool { return c.room() >= ctlReserve }

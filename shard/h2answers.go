@@ -1,0 +1,115 @@
+package shard
+
+import (
+	"strconv"
+	"strings"
+)
+
+// HTTP/2 answers are prepared like HTTP/1.1's: each kind's header block
+// is HPACK-encoded at start-up with static-table names and literals
+// without indexing, so the encoder keeps no state and every stream gets
+// the same bytes (RFC 7541 §6.2.2). The Date value is a plain literal at
+// a known offset, rewritten with the HTTP/1.1 bytes once a second.
+
+// Static-table indices of the names an answer carries (RFC 7541 App. A).
+const (
+	hpackStatus        = 8
+	hpackContentLength = 28
+	hpackContentType   = 31
+	hpackDate          = 33
+	hpackServer        = 54
+)
+
+// appendHpackInt appends v with an n-bit prefix whose high bits are
+// flags (RFC 7541 §5.1).
+func appendHpackInt(dst []byte, flags byte, n uint, v uint64) []byte {
+	mask := uint64(1)<<n - 1
+	if v < mask {
+		return append(dst, flags|byte(v))
+	}
+	dst = append(dst, flags|byte(mask))
+	v -= mask
+	for v >= 0x80 {
+		dst = append(dst, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(dst, byte(v))
+}
+
+// appendHpackLiteral appends name (a static index) with value as a
+// literal without indexing, the value not Huffman-coded; it returns where
+// the value starts.
+func appendHpackLiteral(dst []byte, name int, value string) ([]byte, int) {
+	dst = appendHpackInt(dst, 0x00, 4, uint64(name))
+	dst = appendHpackInt(dst, 0x00, 7, uint64(len(value)))
+	at := len(dst)
+	return append(dst, value...), at
+}
+
+// appendHpackNewName appends a literal without indexing with a literal
+// name, lowercased as HTTP/2 requires (RFC 9113 §8.2.1).
+func appendHpackNewName(dst []byte, name, value string) []byte {
+	dst = append(dst, 0x00)
+	dst = appendHpackInt(dst, 0x00, 7, uint64(len(name)))
+	dst = append(dst, strings.ToLower(name)...)
+	dst = appendHpackInt(dst, 0x00, 7, uint64(len(value)))
+	return append(dst, value...)
+}
+
+// h2StaticStatus is the static-table index of a status, or 0.
+func h2StaticStatus(status int) int {
+	switch status {
+	case 200:
+		return 8
+	case 204:
+		return 9
+	case 206:
+		return 10
+	case 304:
+		return 11
+	case 400:
+		return 12
+	case 404:
+		return 13
+	case 500:
+		return 14
+	}
+	return 0
+}
+
+// h2Connection names fields HTTP/2 forbids (RFC 9113 §8.2.2): a
+// configured header of one of these is left out of HTTP/2 answers.
+func h2Connection(name string) bool {
+	switch strings.ToLower(name) {
+	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
+}
+
+// buildH2Head is the header block of an answer with status, body length
+// and the configured fields, and the offset of its Date value.
+func buildH2Head(status int, bodyLen int, ctype, server, date string, headers []string) ([]byte, int) {
+	var b []byte
+	if i := h2StaticStatus(status); i > 0 {
+		b = append(b, 0x80|byte(i))
+	} else {
+		b, _ = appendHpackLiteral(b, hpackStatus, strconv.Itoa(status))
+	}
+	b, _ = appendHpackLiteral(b, hpackServer, server)
+	b, at := appendHpackLiteral(b, hpackDate, date)
+	if ctype != "" {
+		b, _ = appendHpackLiteral(b, hpackContentType, ctype)
+	}
+	if !bodiless(status) {
+		b, _ = appendHpackLiteral(b, hpackContentLength, strconv.Itoa(bodyLen))
+	}
+	for _, h := range headers {
+		name, value, _ := strings.Cut(h, ":")
+		if h2Connection(name) {
+			continue
+		}
+		b = appendHpackNewName(b, strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	return b, at
+}

@@ -1,0 +1,183 @@
+package shard
+
+import "zerosys/shard/h2"
+
+// HTTP/2 over cleartext (h2c) with prior knowledge: a connection whose
+// first bytes are the client preface is handed to an h2.Conn, the
+// protocol's state machine, and the lifecycle goes on as for HTTP/1.1:
+// the input it has not consumed stays in the connection's buffers, its
+// output is sent from the h2.Conn's own buffer with one send at a time,
+// and when it says the connection is over the connection lingers and
+// closes. Answers are the prepared ones (h2answers.go); each answered
+// stream holds its response set until its bytes are in the output.
+
+// h2PrefaceLine is the part of the client preface (RFC 9113 §3.4) that
+// decides: an HTTP/1.1 parser would answer it 505.
+const h2PrefaceLine = "PRI * HTTP/2.0\r\n"
+
+// h2Limits are the limits of every HTTP/2 connection.
+var h2Limits = h2.Limits{}
+
+// maybeH2 switches a connection that has sent nothing else yet to HTTP/2
+// when b, its first bytes, start with the preface, or whatever they are
+// with H2COnly (the h2.Conn checks the preface). A preface split before
+// its first line ends is answered 505 by HTTP/1.1, as before.
+func (e *engine) maybeH2(c *conn, b []byte) {
+	if c.h2 != nil || c.h1.answers != 0 || c.h1.midRequest {
+		return
+	}
+	if e.cfg.H2C != H2COnly && (len(b) < len(h2PrefaceLine) || string(b[:len(h2PrefaceLine)]) != h2PrefaceLine) {
+		return
+	}
+	if n := len(e.h2free); n > 0 {
+		c.h2 = e.h2free[n-1]
+		e.h2free = e.h2free[:n-1]
+		c.h2.Reset()
+	} else {
+		c.h2 = h2.New(h2Limits) // once per connection the shard has at most at once
+	}
+	e.local[cH2Conns]++
+}
+
+// firstInput is the start of the connection's unframed input.
+func (e *engine) firstInput(c *conn) []byte {
+	if c.in.off < c.in.end {
+		return e.slotBuf(c.slot)[c.in.off:c.in.end]
+	}
+	if c.in.head >= 0 {
+		return e.pool.buf(uint16(c.in.head))[c.in.headOff:]
+	}
+	return nil
+}
+
+// frameH2 feeds the unframed input to the HTTP/2 connection until it runs
+// out, the output is too full to take more (the rest waits for the send),
+// or the connection is over.
+func (e *engine) frameH2(c *conn) {
+	x := c.h2
+	for c.phase == phaseOpen {
+		b := e.firstInput(c)
+		if b == nil {
+			return
+		}
+		slot := c.in.off < c.in.end
+		n, ev := x.Feed(b, e.now)
+		switch {
+		case slot:
+			c.in.off += uint32(n)
+		case n == len(b):
+			c.in.popHead(e.pool)
+		default:
+			c.in.headOff += uint32(n)
+		}
+		e.onH2Event(c, ev)
+		if n < len(b) && ev == h2.EventNone {
+			if !slot {
+				e.stash(c)
+			}
+			return // the output is full: the rest after the send
+		}
+	}
+}
+
+// onH2Event acts on what Feed stopped for.
+func (e *engine) onH2Event(c *conn, ev h2.Event) {
+	x := c.h2
+	switch ev {
+	case h2.EventRequest:
+		*e.env.requests++
+		if x.Req.Complete {
+			e.answerH2(c, x.Req.Stream)
+		}
+	case h2.EventComplete:
+		e.answerH2(c, x.Done)
+	}
+	e.h2Tags(c)
+	if x.Closing() && c.phase == phaseOpen {
+		e.finish(c, true, reasonNormal) // GOAWAY is in the output: send it, then linger
+	}
+}
+
+// answerH2 answers stream id with the current behaviour's answer of a
+// kind drawn from the mixes.
+func (e *engine) answerH2(c *conn, id uint32) {
+	v := kindVariant(e.env.kind(), vOK)
+	set := e.sets.cur
+	p := &e.sets.at(set)[v]
+	e.sets.hold(set) // until the stream hands its tag back
+	if !c.h2.Respond(id, p.h2, p.bodyOf(), uint32(set)) {
+		e.sets.release(set)
+		return
+	}
+	e.local[cH2Streams]++
+	e.byStatus[p.status]++
+}
+
+// h2Tags releases the response sets of streams whose answers are out.
+func (e *engine) h2Tags(c *conn) {
+	for {
+		tag, ok := c.h2.DoneTag()
+		if !ok {
+			return
+		}
+		e.sets.release(uint16(tag))
+	}
+}
+
+// sendH2 sends what the HTTP/2 connection has written, one send at a
+// time: the bytes stay put in its buffer until the send completes.
+func (e *engine) sendH2(c *conn) {
+	out := c.h2.Output()
+	if len(out) == 0 || c.sending {
+		return
+	}
+	e.push(action{kind: actSend, fd: c.fd, buf: out[:min(len(out), maxSendChunk)], ud: c.ud(opSend)})
+	c.sending = true
+	c.opQueued()
+	c.deadline = e.now + int64(e.cfg.SendTimeout)
+}
+
+// onSendH2 handles an HTTP/2 connection's send result.
+func (e *engine) onSendH2(c *conn, res int32) {
+	c.sending = false
+	if res < 0 {
+		e.abort(c, reasonError)
+		return
+	}
+	e.local[cBytesOut] += uint64(res)
+	if c.phase == phaseAborting {
+		return
+	}
+	c.h2.Sent(int(res))
+	e.h2Tags(c)
+	if c.h2.Closing() && c.phase == phaseOpen {
+		e.finish(c, true, reasonNormal)
+	}
+}
+
+// h2Drain starts an HTTP/2 connection's graceful end: GOAWAY, the open
+// streams answered, then the close.
+func (e *engine) h2Drain(c *conn) {
+	e.onH2Event(c, c.h2.GoAway())
+}
+
+// h2Output reports HTTP/2 bytes not yet sent.
+func (c *conn) h2Output() bool { return c.h2 != nil && len(c.h2.Output()) > 0 }
+
+// releaseH2 returns a closed connection's HTTP/2 state to the shard's
+// free list, its streams' response sets released and its counts added.
+func (e *engine) releaseH2(c *conn) {
+	x := c.h2
+	x.Abandon()
+	e.h2Tags(c)
+	for _, n := range x.Counters.StreamErrors {
+		e.local[cH2StreamErrors] += n
+	}
+	for _, n := range x.Counters.ConnErrors {
+		e.local[cH2ConnErrors] += n
+	}
+	e.local[cH2Refused] += x.Counters.Refused
+	e.local[cH2PeerResets] += x.Counters.PeerResets
+	e.h2free = append(e.h2free, x)
+	c.h2 = nil
+}

@@ -1,0 +1,183 @@
+package shard
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2cClient is x/net's HTTP/2 client over cleartext, prior knowledge.
+func h2cClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+// TestServeH2 serves x/net's HTTP/2 client in every ring mode: many
+// streams at once on few connections, request bodies, HEAD, a body
+// larger than the windows, beside HTTP/1.1 clients on the same port.
+func TestServeH2(t *testing.T) {
+	forModes(t, func(t *testing.T, m ringMode) {
+		body := PatternBody(300 << 10)
+		ts := startServer(t, m, func(c *Config) {
+			c.Response.Body = body
+			c.Response.Headers = []string{"X-Served-By: test/0"}
+		})
+		cl := h2cClient()
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				method, reqBody := "GET", io.Reader(nil)
+				switch i % 4 {
+				case 1:
+					method, reqBody = "POST", strings.NewReader(strings.Repeat("x", 70000))
+				case 2:
+					method = "HEAD"
+				}
+				req, _ := http.NewRequest(method, fmt.Sprintf("http://%s/%d", ts.addr, i), reqBody)
+				resp, err := cl.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				want := body
+				if method == "HEAD" {
+					want = nil
+				}
+				if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 2 || !bytes.Equal(got, want) ||
+					resp.Header.Get("X-Served-By") != "test/0" || resp.Header.Get("Date") == "" || resp.ContentLength != int64(len(body)) {
+					t.Errorf("%s %d: status %d %s, %d bytes (want %d), header %v, err %v", method, i, resp.StatusCode, resp.Proto, len(got), len(want), resp.Header, err)
+				}
+			})
+		}
+		// HTTP/1.1 on the same port at the same time.
+		c := ts.dial(t)
+		fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			got, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+				err = fmt.Errorf("status %d, %d bytes", resp.StatusCode, len(got))
+			}
+		}
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("HTTP/1.1 beside HTTP/2: %v", err)
+		}
+		waitFor(t, "the streams counted", func() bool {
+			return ts.total(func(s Stats) uint64 { return s.Counters[cH2Streams] }) == 40
+		})
+	})
+}
+
+// TestServeH2COff: with HTTP/2 off, the preface is answered 505 as an
+// HTTP/1.1 request line it is not.
+func TestServeH2COff(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) { c.H2C = H2COff })
+	c := ts.dial(t)
+	fmt.Fprint(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 505 ")) {
+		t.Fatalf("%q, %v", got, err)
+	}
+}
+
+// TestServeH2Drain: a drain sends GOAWAY, answers the open streams and
+// closes; the client sees every answer.
+func TestServeH2Drain(t *testing.T) {
+	ts := startServer(t, modes[0], nil)
+	cl := h2cClient()
+	resp, err := cl.Get("http://" + ts.addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	ts.shards[0].Drain()
+	waitFor(t, "the HTTP/2 connection closed by the drain", func() bool {
+		return ts.total(func(s Stats) uint64 { return uint64(s.Active) }) == 0
+	})
+	// A new connection is served (the listener is still open) and told to go.
+	resp, err = cl.Get("http://" + ts.addr + "/again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// h2specBinary finds h2spec: H2SPEC, $PATH, or the Go bin directory.
+func h2specBinary(t *testing.T) string {
+	if p := os.Getenv("H2SPEC"); p != "" {
+		return p
+	}
+	if p, err := exec.LookPath("h2spec"); err == nil {
+		return p
+	}
+	out, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(string(bytes.TrimSpace(out)), "bin", "h2spec")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("h2spec not found (make test installs it; or go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible): %v", err)
+	}
+	return p
+}
+
+var h2specSummary = regexp.MustCompile(`(\d+) tests, (\d+) passed, (\d+) skipped, (\d+) failed`)
+
+// runH2Spec runs every h2spec case against ts and returns its summary
+// and its report of failures.
+func runH2Spec(t *testing.T, ts *testServer) (passed, failed string, report []byte) {
+	host, port, _ := net.SplitHostPort(ts.addr)
+	out, _ := exec.Command(h2specBinary(t), "-h", host, "-p", port, "-o", "2").CombinedOutput()
+	m := h2specSummary.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary from h2spec:\n%s", out)
+	}
+	if i := bytes.Index(out, []byte("Failures:")); i >= 0 {
+		report = out[i:]
+	}
+	return string(m[2]), string(m[4]), report
+}
+
+// TestServeH2Spec: h2spec's 145 cases all pass against a shard that
+// speaks only HTTP/2, in every ring mode. Beside HTTP/1.1 (the default)
+// one case cannot: it sends an invalid preface and wants the connection
+// closed, and HTTP/1.1 answers that line 400.
+func TestServeH2Spec(t *testing.T) {
+	for _, m := range []ringMode{modes[0], modes[2], modes[4], modes[6], modes[8]} {
+		t.Run(m.name, func(t *testing.T) {
+			ts := startServer(t, m, func(c *Config) { c.H2C = H2COnly })
+			if passed, failed, report := runH2Spec(t, ts); passed != "145" || failed != "0" {
+				t.Fatalf("h2spec: %s passed, %s failed\n%s", passed, failed, report)
+			}
+		})
+	}
+	t.Run("beside HTTP/1.1", func(t *testing.T) {
+		ts := startServer(t, modes[0], nil)
+		passed, failed, report := runH2Spec(t, ts)
+		if passed != "144" || failed != "1" || !bytes.Contains(report, []byte("Sends invalid connection preface")) {
+			t.Fatalf("h2spec: %s passed, %s failed\n%s", passed, failed, report)
+		}
+	})
+}
