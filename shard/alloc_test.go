@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"zerosys/shard/h2wire"
 )
 
 // TestZeroAllocsPerRequest counts heap allocations in the whole process
@@ -142,6 +144,78 @@ func TestZeroAllocsWithKnobs(t *testing.T) {
 		})
 		if allocs != 0 {
 			t.Errorf("%q: %.2f allocations per request, want 0", req, allocs)
+		}
+	}
+}
+
+// TestZeroAllocsPerStream is TestZeroAllocsPerRequest for HTTP/2: one
+// connection, batches of 16 streams (GET, each a HEADERS frame with
+// END_STREAM, the connection window topped up), the process's heap
+// allocations counted over 2,000 batches.
+func TestZeroAllocsPerStream(t *testing.T) {
+	for _, m := range recvModes {
+		ts := startServer(t, m, nil)
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		// The preface with empty SETTINGS, then the server's preface and
+		// the acknowledgement of ours come back.
+		start := append([]byte(h2wire.ClientPreface), 0, 0, 0, byte(h2wire.FrameSettings), 0, 0, 0, 0, 0)
+		if _, err := c.Write(start); err != nil {
+			t.Fatal(err)
+		}
+		const perBatch = 16
+		block := []byte{0x82, 0x86, 0x84, 0x41, 1, 't'} // GET, http, /, :authority t
+		var batch []byte
+		for range perBatch {
+			batch = h2wire.AppendHeader(batch, uint32(len(block)), h2wire.FrameHeaders, h2wire.FlagEndHeaders|h2wire.FlagEndStream, 1)
+			batch = append(batch, block...)
+		}
+		p := &ts.shards[0].e.sets.at(0)[vOK]
+		perStream := 2*h2wire.HeaderLen + len(p.h2) + p.body
+		batch = h2wire.AppendWindowUpdate(batch, 0, uint32(perBatch*p.body)) // what this batch's DATA takes
+		frameLen := h2wire.HeaderLen + len(block)
+		buf := make([]byte, perBatch*perStream)
+		preface := make([]byte, h2wire.HeaderLen*3+3*6+4) // SETTINGS (3), WINDOW_UPDATE, SETTINGS ACK
+		if _, err := io.ReadFull(c, preface); err != nil {
+			t.Fatal(err)
+		}
+		id := uint32(1)
+		round := func() {
+			for i := range perBatch {
+				h2wire.PutStreamID(batch[i*frameLen:], id)
+				id += 2
+			}
+			if _, err := c.Write(batch); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 100 {
+			round()
+		}
+		const rounds = 2000
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for range rounds {
+			round()
+		}
+		runtime.ReadMemStats(&after)
+		streams := rounds * perBatch
+		allocs := after.Mallocs - before.Mallocs
+		perStreamAllocs := float64(allocs) / float64(streams)
+		t.Logf("%s: %d streams, %d allocations in the process: %.5f per stream", m.name, streams, allocs, perStreamAllocs)
+		if perStreamAllocs > 0.001 {
+			t.Errorf("%.4f allocations per stream (%d over %d streams), want 0", perStreamAllocs, allocs, streams)
+		}
+		if !bytes.HasSuffix(buf, []byte("Have a nice day!")) {
+			t.Errorf("last batch: %q", buf)
 		}
 	}
 }

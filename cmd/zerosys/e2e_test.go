@@ -99,7 +99,7 @@ func straceCount(t *testing.T, pid int, f func()) (int, string) {
 func TestZeroSyscallsPerRequest(t *testing.T) {
 	needTool(t, "strace")
 	cpus := needCPUs(t, 2)
-	for _, mode := range []string{"keepalive", "close", "delay", "knobs"} {
+	for _, mode := range []string{"keepalive", "close", "delay", "knobs", "h2"} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"--sqpoll", "on", "--idle", "spin", "--mode", mode,
 				"--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1])}
@@ -114,10 +114,26 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 				// size, an extra header, one in ten delayed.
 				args[5] = "keepalive"
 				path = "/?status=503:50,200&size=100:50,2000&header=X-K:v&delay=0:90,1ms:10&cb=1"
+			case "h2":
+				// HTTP/2 streams from h2load: 8 connections of 16 streams.
+				needTool(t, "h2load")
+				args[5] = "keepalive"
 			}
 			p := startZerosys(t, args...)
 			pid := p.cmd.Process.Pid
 			const window = 2 * time.Second
+			run := func(count *atomic.Int64) {
+				if mode != "h2" {
+					loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, count)
+					return
+				}
+				before := p.scrape(t)
+				out, err := exec.Command("h2load", "-D", "2", "-c", "8", "-m", "16", "-t", "1", "http://"+p.addr+"/").CombinedOutput()
+				if err != nil || !bytes.Contains(out, []byte(" 0 failed, 0 errored")) {
+					t.Fatalf("h2load: %v\n%s", err, out)
+				}
+				count.Add(int64(p.scrape(t).sum("zerosys_h2_streams_total") - before.sum("zerosys_h2_streams_total")))
+			}
 			idleStart := time.Now()
 			idle, _ := straceCount(t, pid, func() { time.Sleep(window) })
 			idleDur := time.Since(idleStart)
@@ -127,7 +143,7 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 			before := p.scrape(t)
 			var requests atomic.Int64
 			busyStart := time.Now()
-			busy, summary := straceCount(t, pid, func() { loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, &requests) })
+			busy, summary := straceCount(t, pid, func() { run(&requests) })
 			busyDur := time.Since(busyStart)
 			after := p.scrape(t)
 			n := requests.Load()
@@ -153,7 +169,7 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 			// ever does in service.
 			before = p.scrape(t)
 			var plain atomic.Int64
-			loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, &plain)
+			run(&plain)
 			after = p.scrape(t)
 			plainEnters := after.sum("zerosys_io_uring_enter_total") - before.sum("zerosys_io_uring_enter_total")
 			t.Logf("%s without strace: %d requests, io_uring_enter by the shard: %.0f", mode, plain.Load(), plainEnters)
