@@ -53,6 +53,10 @@ const (
 	cH2ConnErrors
 	cH2Refused
 	cH2PeerResets
+	cH2AbuseFlood
+	cH2AbuseHeaderBlock
+	cH2AbuseHeaderList
+	cH2AbuseStalled
 	numCounters
 )
 
@@ -70,6 +74,7 @@ type CounterInfo struct {
 const closedHelp = "Connections closed, by what ended them; each connection is counted once."
 const enterHelp = "io_uring_enter calls the shard made, by reason; divide by requests for syscalls per request."
 const evictHelp = "Connections closed to make room when the table was full: the longest waiting for a first request head, then the longest idle keep-alive ones."
+const h2AbuseHelp = "HTTP/2 abuse bounded: connections ended for floods of SETTINGS, PING, RST_STREAM (rapid reset) or empty DATA (flood) or an endless header block (header_block, CONTINUATION floods); streams refused for a header list over the limit (header_list, HPACK bombs); connections cut for holding answers with a zero window past the send timeout (stalled)."
 const loopHelp = "Shard loop iterations that found completions (busy) or none (idle); busy/(busy+idle) near 1 means saturated."
 
 // counterTable is the one list of counters: the shard's Stats, the
@@ -117,6 +122,10 @@ var counterTable = [numCounters]CounterInfo{
 	cH2ConnErrors:        {"h2_connection_errors_total", "", "", "HTTP/2 connections we ended with an error (GOAWAY), counted when they close.", "h2_connection_errors"},
 	cH2Refused:           {"h2_streams_refused_total", "", "", "HTTP/2 streams refused over SETTINGS_MAX_CONCURRENT_STREAMS.", "h2_refused"},
 	cH2PeerResets:        {"h2_peer_resets_total", "", "", "HTTP/2 streams the client reset.", "h2_peer_resets"},
+	cH2AbuseFlood:        {"h2_abuse_total", "kind", "flood", h2AbuseHelp, "h2_abuse_flood"},
+	cH2AbuseHeaderBlock:  {"h2_abuse_total", "kind", "header_block", h2AbuseHelp, "h2_abuse_header_block"},
+	cH2AbuseHeaderList:   {"h2_abuse_total", "kind", "header_list", h2AbuseHelp, "h2_abuse_header_list"},
+	cH2AbuseStalled:      {"h2_abuse_total", "kind", "stalled", h2AbuseHelp, "h2_abuse_stalled"},
 }
 
 // Counters describes every counter in Stats.Counters, by index.

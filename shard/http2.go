@@ -168,6 +168,9 @@ func (c *conn) h2Output() bool { return c.h2 != nil && len(c.h2.Output()) > 0 }
 // free list, its streams' response sets released and its counts added.
 func (e *engine) releaseH2(c *conn) {
 	x := c.h2
+	if c.reason == reasonTimeoutSend && x.Busy() {
+		e.local[cH2AbuseStalled]++ // answers held by a window the client never opened
+	}
 	x.Abandon()
 	e.h2Tags(c)
 	for _, n := range x.Counters.StreamErrors {
@@ -178,6 +181,9 @@ func (e *engine) releaseH2(c *conn) {
 	}
 	e.local[cH2Refused] += x.Counters.Refused
 	e.local[cH2PeerResets] += x.Counters.PeerResets
+	e.local[cH2AbuseFlood] += x.Counters.Floods
+	e.local[cH2AbuseHeaderBlock] += x.Counters.BlockTooLong
+	e.local[cH2AbuseHeaderList] += x.Counters.ListTooLarge
 	e.h2free = append(e.h2free, x)
 	c.h2 = nil
 }

@@ -85,6 +85,9 @@ type Counters struct {
 	Streams       uint64 // streams opened by the peer
 	Refused       uint64 // refused over MaxStreams
 	PeerResets    uint64
+	ListTooLarge  uint64 // header lists decoded over MaxHeaderBlock (HPACK bombs)
+	Floods        uint64 // connections ended for SETTINGS, PING, RST_STREAM or empty DATA floods
+	BlockTooLong  uint64 // connections ended for a header block over MaxHeaderBlock (CONTINUATION floods)
 	PeerGoAway    bool
 	OutputStalled uint64 // Feed stopped because the output was full
 }

@@ -172,6 +172,7 @@ func (c *Conn) payload(in []byte, now int64) (int, Event) {
 		}
 	case w.FrameHeaders, w.FrameContinuation:
 		if len(c.hbuf)+k > c.lim.MaxHeaderBlock+int(w.DefaultMaxFrameSize) || len(c.hbuf)+k > cap(c.hbuf) {
+			c.Counters.BlockTooLong++
 			return k, c.connError(w.ErrCodeEnhanceYourCalm) // an endless header block (CONTINUATION flood)
 		}
 		if f.got == 0 && f.h.Type == w.FrameHeaders {
@@ -404,6 +405,7 @@ func (c *Conn) flood(now int64) Event {
 	}
 	c.floods++
 	if c.floods > c.lim.FloodPerSecond {
+		c.Counters.Floods++
 		return c.connError(w.ErrCodeEnhanceYourCalm)
 	}
 	return EventNone

@@ -28,6 +28,14 @@ func (c *Conn) endHeaders() Event {
 		}
 		return c.complete(s)
 	}
+	if f.tooLarge {
+		// More decoded than the SETTINGS_MAX_HEADER_LIST_SIZE we
+		// announced: an HPACK bomb (small references to a large entry),
+		// or just too much. Refused as excessive load.
+		c.Counters.ListTooLarge++
+		c.streamError(id, w.ErrCodeEnhanceYourCalm)
+		return EventNone
+	}
 	if f.malformed || !f.hasMethod || !f.connect && (!f.hasScheme || len(c.Req.Path) == 0) ||
 		f.connect && (f.hasScheme || f.hasPath || !f.hasAuthority) {
 		c.streamError(id, w.ErrCodeProtocol) // §8.3.1: a malformed request
@@ -54,6 +62,7 @@ type fields struct {
 	hasMethod, hasScheme, hasPath, hasAuthority bool
 	connect                                     bool
 	contentLength                               int64
+	tooLarge                                    bool // the decoded list is over the limit
 }
 
 // decodeFields decodes the header block in hbuf, keeping the request's
@@ -65,6 +74,7 @@ func (c *Conn) decodeFields(trailers bool) (fields, error) {
 	c.reqBuf = c.reqBuf[:0]
 	c.Req = Request{}
 	regular := false
+	size := 0
 	c.dec.Start(c.hbuf)
 	for {
 		name, value, ok, err := c.dec.Next()
@@ -73,6 +83,13 @@ func (c *Conn) decodeFields(trailers bool) (fields, error) {
 		}
 		if !ok {
 			return f, nil
+		}
+		// RFC 9113 §6.5.2 counts 32 bytes per field on top of its name
+		// and value. Past the limit the block is only decoded, not
+		// checked: a bomb costs us no more than its own bytes.
+		if size += len(name) + len(value) + 32; size > c.lim.MaxHeaderBlock {
+			f.tooLarge = true
+			continue
 		}
 		if !validValue(value) {
 			f.malformed = true
