@@ -106,7 +106,12 @@ def peer_cmd(name):
     return cmd
 
 
-def nginx_cmd(port, body, tmp, metrics_port):
+def nginx_h2_cmd(port, body, tmp, metrics_port):
+    """nginx speaking HTTP/2 over cleartext with prior knowledge on its port."""
+    return nginx_cmd(port, body, tmp, metrics_port, h2=True)
+
+
+def nginx_cmd(port, body, tmp, metrics_port, h2=False):
     conf = os.path.join(tmp, f"nginx-{port}.conf")
     affinity = " ".join(nginx_mask(c) for c in SERVER_CPUS)
     if body:
@@ -135,7 +140,7 @@ http {{
   uwsgi_temp_path {tmp}/nginx-tmp;
   scgi_temp_path {tmp}/nginx-tmp;
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{port} backlog=4096{" http2" if h2 else ""};
     location / {{ {loc} }}
   }}
 }}
@@ -167,9 +172,9 @@ hosts:
 
 SERVERS = [
     # name, label, cmd, pinned CPUs, CPU budget, needs (zerosys flags), note, stop signal, env
-    dict(name="nginx", label="nginx", cmd=nginx_cmd, cpus=SERVER_CPUS, budget=K,
+    dict(name="nginx", label="nginx", cmd=nginx_cmd, h2_cmd=nginx_h2_cmd, h2c=True, cpus=SERVER_CPUS, budget=K,
          note=f"{K} worker(s), return 200 / static file", sig=signal.SIGTERM, strace_quick=True),
-    dict(name="h2o", label="h2o", cmd=h2o_cmd, cpus=SERVER_CPUS, budget=K,
+    dict(name="h2o", label="h2o", cmd=h2o_cmd, h2c=True, cpus=SERVER_CPUS, budget=K,
          note=f"{K} thread(s), file.file", sig=signal.SIGTERM),
     dict(name="gnet", label="gnet v2", cmd=peer_cmd("gnet"), cpus=SERVER_CPUS, budget=K,
          note=f"GOMAXPROCS={K}", sig=signal.SIGTERM, env={"GOMAXPROCS": str(K)}),
@@ -179,7 +184,7 @@ SERVERS = [
          note=f"GOMAXPROCS={K}", sig=signal.SIGTERM, env={"GOMAXPROCS": str(K)}),
     dict(name="zerosys-off", label="zerosys sqpoll off", zerosys=True,
          cmd=zerosys_cmd("--sqpoll", "off", "--cpus", cpulist(SERVER_CPUS)),
-         cpus=SERVER_CPUS, budget=K, needs=["--sqpoll"],
+         cpus=SERVER_CPUS, budget=K, needs=["--sqpoll"], h2c=True,
          note="no kernel poller; waits when idle", sig=signal.SIGINT, strace_quick=True),
     dict(name="zerosys-slot", label="zerosys sqpoll off, recv slot", zerosys=True,
          cmd=zerosys_cmd("--sqpoll", "off", "--recv", "slot", "--cpus", cpulist(SERVER_CPUS)),
@@ -232,6 +237,8 @@ PROFILES = [
          conns=64, pipeline=16, strace=False),
     dict(name="churn", title="Churn: Connection: close, 64 connections", tool="wrk", conns=64, close=True,
          quick=True, strace=True),
+    dict(name="h2c", title="HTTP/2 over cleartext, prior knowledge (h2load -c 16 -m 32)", tool="h2load", h2=True,
+         conns=16, streams=32, quick=True, strace=False),
     dict(name=f"idle-{IDLE_CONNS}", title=f"Memory: {IDLE_CONNS:,} idle keep-alive connections", tool="idle",
          conns=IDLE_CONNS, quick=True, runs=1),
     dict(name="shards-4", title="Shards sharing 4 keep-alive connections, pipelined x16 (every CPU, load generator included)",
@@ -337,10 +344,11 @@ def loadavg():
 
 
 class Server:
-    def __init__(self, sdef, port, body, tmp):
-        self.sdef, self.port, self.body, self.tmp = sdef, port, body, tmp
+    def __init__(self, sdef, port, body, tmp, h2=False):
+        self.sdef, self.port, self.body, self.tmp, self.h2 = sdef, port, body, tmp, h2
         self.metrics_port = port + 1
-        argv = sdef["cmd"](port, body, tmp, self.metrics_port)
+        cmd = sdef.get("h2_cmd", sdef["cmd"]) if h2 else sdef["cmd"]
+        argv = cmd(port, body, tmp, self.metrics_port)
         self.argv = ["taskset", "-c", cpulist(sdef["cpus"])] + argv
         self.cmdline = shlex.join(self.argv)
         env = dict(os.environ)
@@ -366,6 +374,16 @@ class Server:
             raise RuntimeError(f"{self.sdef['name']} did not listen on {self.port}")
         # the answer must be the same bytes everyone serves
         want = DEFAULT_BODY if not self.body else body_bytes(self.body)
+        if self.h2:
+            out = subprocess.run(["curl", "-sS", "--http2-prior-knowledge", "-D", "-", f"http://127.0.0.1:{self.port}/"],
+                                 capture_output=True, timeout=5)
+            head, _, got = out.stdout.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/2 200") or got != want:
+                raise RuntimeError(f"{self.sdef['name']}: HTTP/2 answer {head[:40]!r}, body {len(got)} bytes (want {len(want)})")
+            self.headers = dict(l.split(": ", 1) for l in head.decode().split("\r\n")[1:] if ": " in l)
+            time.sleep(0.2)
+            self.pids = proc_tree(self.proc.pid)
+            return
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/", timeout=5) as r:
             got = r.read()
             # A server with a status mix may draw another 2xx (wrk counts
@@ -438,7 +456,9 @@ def load_argv(prof, port, duration, conns=None):
     url = f"http://127.0.0.1:{port}/"
     cpus = prof.get("load_cpus", LOAD_CPUS)
     threads = max(1, min(len(cpus), conns))
-    if prof["tool"] == "h2load":
+    if prof.get("h2"):
+        argv = ["h2load", "-m", str(prof["streams"]), "-c", str(conns), "-t", str(threads), "-D", str(duration), url]
+    elif prof["tool"] == "h2load":
         argv = ["h2load", "--h1", "-m", str(prof.get("pipeline", 1)), "-c", str(conns), "-t", str(threads),
                 "-D", str(duration), url]
     else:
@@ -695,12 +715,14 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
             for s in servers:
                 if bool(prof.get("steering")) != bool(s.get("steering")):
                     continue  # the steering variants meet the steering profile only
+                if prof.get("h2") and not s.get("h2c"):
+                    continue  # a server that speaks no HTTP/2 over cleartext
                 port = free_port_pair(port + 2)
                 body = prof.get("body", 0)
                 print(f"bench: {prof['name']:<20} {s['name']:<18}", end="", flush=True)
                 rec = dict(profile=prof["name"], server=s["name"], label=s["label"], budget=s["budget"],
                            note=s["note"], runs=[])
-                srv = Server(s, port, body, tmp)
+                srv = Server(s, port, body, tmp, h2=bool(prof.get("h2")))
                 live.append(srv)
                 try:
                     srv.wait_ready()

@@ -166,6 +166,8 @@ type Conn struct {
 
 	lastStream uint32 // highest stream the peer opened
 	streams    []stream
+	index      []int16 // stream id -> slot (streams.go), -1 empty
+	freeSlots  []int32
 	open       int   // streams not idle
 	pending    int32 // first stream with body to send; -1 none
 	pendTail   int32
@@ -190,18 +192,30 @@ type Conn struct {
 	Counters Counters
 }
 
+// indexSize is the stream index's buckets: a power of two, at least twice
+// the streams.
+func indexSize(streams uint32) int {
+	n := 16
+	for n < 2*int(streams) {
+		n *= 2
+	}
+	return n
+}
+
 // New makes a connection with every buffer it will use.
 func New(lim Limits) *Conn {
 	lim.setDefaults()
 	c := &Conn{
-		lim:      lim,
-		dec:      w.NewDecoder(4096, lim.MaxField),
-		fbuf:     make([]byte, 0, w.DefaultMaxFrameSize),
-		hbuf:     make([]byte, 0, lim.MaxHeaderBlock+w.DefaultMaxFrameSize),
-		reqBuf:   make([]byte, 0, 3*lim.MaxField),
-		doneTags: make([]uint32, 0, lim.MaxStreams),
-		streams:  make([]stream, lim.MaxStreams),
-		out:      make([]byte, 0, lim.OutBuffer),
+		lim:       lim,
+		dec:       w.NewDecoder(4096, lim.MaxField),
+		fbuf:      make([]byte, 0, w.DefaultMaxFrameSize),
+		hbuf:      make([]byte, 0, lim.MaxHeaderBlock+w.DefaultMaxFrameSize),
+		reqBuf:    make([]byte, 0, 3*lim.MaxField),
+		doneTags:  make([]uint32, 0, lim.MaxStreams),
+		streams:   make([]stream, lim.MaxStreams),
+		index:     make([]int16, indexSize(lim.MaxStreams)),
+		freeSlots: make([]int32, 0, lim.MaxStreams),
+		out:       make([]byte, 0, lim.OutBuffer),
 	}
 	c.Reset()
 	return c
@@ -212,7 +226,7 @@ func New(lim Limits) *Conn {
 func (c *Conn) Reset() {
 	*c = Conn{
 		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], doneTags: c.doneTags[:0],
-		streams: c.streams, out: c.out[:0],
+		streams: c.streams, index: c.index, freeSlots: c.freeSlots[:0], out: c.out[:0],
 		pending: -1, pendTail: -1,
 		peerMaxFrame: w.DefaultMaxFrameSize,
 		peerWindow:   w.DefaultWindow,
@@ -222,6 +236,10 @@ func (c *Conn) Reset() {
 	c.dec.Reset()
 	for i := range c.streams {
 		c.streams[i] = stream{next: -1, slot: int32(i)}
+		c.freeSlots = append(c.freeSlots, int32(len(c.streams)-1-i))
+	}
+	for i := range c.index {
+		c.index[i] = -1
 	}
 	c.out = w.AppendHeader(c.out, 3*6, w.FrameSettings, 0, 0)
 	c.out = w.AppendSetting(c.out, w.SettingMaxConcurrentStreams, c.lim.MaxStreams)

@@ -155,7 +155,7 @@ func validName(b []byte) bool {
 		return false
 	}
 	for _, ch := range b {
-		if ch >= 'A' && ch <= 'Z' || !tokenChar[ch] {
+		if !nameChar[ch] {
 			return false
 		}
 	}
@@ -165,7 +165,7 @@ func validName(b []byte) bool {
 // validValue: no NUL, CR or LF, and no whitespace at either end (§8.2.1).
 func validValue(b []byte) bool {
 	for _, ch := range b {
-		if ch == 0 || ch == '\r' || ch == '\n' {
+		if badValueChar[ch] {
 			return false
 		}
 	}
@@ -190,15 +190,12 @@ func parseLength(b []byte) (int64, bool) {
 	return n, true
 }
 
-// tokenChar is RFC 9110 §5.6.2's tchar.
-var tokenChar = func() (t [256]bool) {
+// nameChar is RFC 9110 §5.6.2's tchar without the uppercase letters.
+var nameChar = func() (t [256]bool) {
 	for ch := '0'; ch <= '9'; ch++ {
 		t[ch] = true
 	}
 	for ch := 'a'; ch <= 'z'; ch++ {
-		t[ch] = true
-	}
-	for ch := 'A'; ch <= 'Z'; ch++ {
 		t[ch] = true
 	}
 	for _, ch := range "!#$%&'*+-.^_`|~" {
@@ -206,3 +203,6 @@ var tokenChar = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// badValueChar is what a field value may not hold.
+var badValueChar = [256]bool{0: true, '\r': true, '\n': true}

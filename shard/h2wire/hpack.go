@@ -53,7 +53,7 @@ type Decoder struct {
 // It allocates everything it will use.
 func NewDecoder(tableSize uint32, maxField int) *Decoder {
 	d := &Decoder{
-		ents:     make([]tableEntry, tableSize/entryOverhead+1),
+		ents:     make([]tableEntry, ringSize(tableSize/entryOverhead+1)),
 		arena:    make([]byte, 2*tableSize),
 		limit:    tableSize,
 		maxSize:  tableSize,
@@ -61,6 +61,16 @@ func NewDecoder(tableSize uint32, maxField int) *Decoder {
 		maxField: maxField,
 	}
 	return d
+}
+
+// ringSize is n rounded up to a power of two: the entry ring is indexed
+// with a mask, not a division.
+func ringSize(n uint32) int {
+	r := 1
+	for r < int(n) {
+		r *= 2
+	}
+	return r
 }
 
 // Reset empties the table for a new connection.
@@ -260,7 +270,7 @@ func (d *Decoder) evictTo(max uint32) {
 	for d.size > max && d.n > 0 {
 		e := d.ents[d.head]
 		d.size -= e.nameLen + e.valueLen + entryOverhead
-		d.head = (d.head + 1) % len(d.ents)
+		d.head = (d.head + 1) & (len(d.ents) - 1)
 		d.n--
 	}
 	if d.n == 0 {
