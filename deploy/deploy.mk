@@ -44,9 +44,13 @@ deploy-check: build deploy-deps
 	(cd deploy/kubernetes/check && ZEROSYS_BIN=$(CURDIR)/$(BIN) go test -count=1 ./...); \
 	(cd deploy/lab && go vet ./...)
 
+# The short lab runs twice: HAProxy speaking HTTP/1.1 to the hosts, then
+# HTTP/2 over cleartext (server ... proto h2).
 deploy-lab-short: build deploy-deps
 	deploy/lab/lab.sh -bin $(BIN) -short -seconds 10 -conns 8 -rate 2000 -upgrade-rate 2000 \
 		-drain-delay 3s -drain-timeout 1s $(LAB_ARGS)
+	deploy/lab/lab.sh -bin $(BIN) -short -seconds 10 -conns 8 -rate 2000 -upgrade-rate 2000 \
+		-drain-delay 3s -drain-timeout 1s -proto h2 $(LAB_ARGS)
 
 test-deploy: deploy-check deploy-lab-short
 

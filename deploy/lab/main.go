@@ -55,6 +55,7 @@ import (
 var (
 	flagBin        = flag.String("bin", "bin/zerosys", "zerosys binary")
 	flagHAProxyCfg = flag.String("haproxy-cfg", "deploy/haproxy/haproxy.cfg", "HAProxy configuration to run on the LB host")
+	flagProto      = flag.String("proto", "h1", "what HAProxy speaks to the zerosys hosts: h1 (HTTP/1.1) or h2 (HTTP/2 over cleartext: server ... proto h2)")
 	flagSeconds    = flag.Int("seconds", 30, "target length of the load-balanced run, seconds")
 	flagConns      = flag.Int("conns", 16, "client connections through the load balancer")
 	flagRate       = flag.Int("rate", 3000, "requests per second through the load balancer, all connections together (0: as fast as answered)")
@@ -436,6 +437,12 @@ func (l *lab) haproxyConfig() (string, error) {
 			// HAProxy sizes its descriptor limit from this; the lab's
 			// few hundred connections need far less than a real LB.
 			line = "    maxconn 4000"
+		case strings.HasPrefix(t, "default-server ") && *flagProto == "h2":
+			line += " proto h2" // HTTP/2 over cleartext, prior knowledge, to every zerosys host
+		case strings.HasPrefix(t, "http-check send ") && *flagProto == "h2":
+			// The checks stay HTTP/1.1, on the metrics port: without an
+			// explicit connect rule they would take the server's h2.
+			line = "    http-check connect port 9090 proto h1\n" + line
 		case strings.HasPrefix(t, "stats socket "):
 			line = "    stats socket " + l.haSock + " mode 600 level admin"
 		case strings.HasPrefix(t, "log /dev/log"):
