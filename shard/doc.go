@@ -85,6 +85,8 @@
 //	conn.go        a connection's phases and transitions (the lifecycle)
 //	input.go       received bytes not yet framed, and framing them
 //	http1.go       the protocol side: bytes to answers (HTTP/1.1)
+//	http2.go       HTTP/2 connections: the preface, h2.Conn fed and sent, streams answered
+//	h2answers.go   the prepared HTTP/2 header blocks (HPACK, no encoder state)
 //	queue.go       a connection's queued answers, each holding the response set it came from
 //	behaviour.go   Behaviour: what a shard plays, prepared off the loop and taken up at a batch boundary
 //	knobs.go       per-request knobs read from the query, without allocation
@@ -95,6 +97,7 @@
 //	completion.go  user_data layout and the one completion decoder
 //	responses.go   prepared answers
 //	splice.go      large answers spliced from a memory file through a pipe (--splice-min)
+//	fixedfiles.go  connections in the ring's file table (--fixed-files)
 //	respsets.go    generations of prepared answers with reference counts; the Date clock
 //	counters.go    the one table of counters, and Stats
 //	bufring.go     the provided-buffer pool the pool and multishot recvs take from
