@@ -1,8 +1,12 @@
 package shard
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"zerosys/shard/h2"
+	"zerosys/shard/h2wire"
 
 	"golang.org/x/sys/cpu"
 )
@@ -49,15 +53,20 @@ const (
 	cPipeDrains
 	cH2Conns
 	cH2Streams
-	cH2StreamErrors
-	cH2ConnErrors
 	cH2Refused
 	cH2PeerResets
 	cH2AbuseFlood
 	cH2AbuseHeaderBlock
 	cH2AbuseHeaderList
 	cH2AbuseStalled
-	numCounters
+	cH2Frames // the first of h2.FrameKinds: HTTP/2 frames received, by type
+)
+
+// The ranges of counters by HTTP/2 frame type and error code.
+const (
+	cH2StreamErrors = cH2Frames + h2.FrameKinds            // RST_STREAM sent, by code
+	cH2ConnErrors   = cH2StreamErrors + h2wire.NumErrCodes // GOAWAY with an error sent, by code
+	numCounters     = cH2ConnErrors + h2wire.NumErrCodes
 )
 
 // CounterInfo describes one counter: the Prometheus family it belongs to
@@ -118,14 +127,28 @@ var counterTable = [numCounters]CounterInfo{
 	cPipeDrains:          {"splice_pipe_drains_total", "", "", "Splice pipes emptied into /dev/null after a chain broke with body bytes in them.", "splice_pipe_drains"},
 	cH2Conns:             {"h2_connections_total", "", "", "Connections that spoke HTTP/2 (cleartext, prior knowledge).", "h2_connections"},
 	cH2Streams:           {"h2_streams_total", "", "", "HTTP/2 streams answered.", "h2_streams"},
-	cH2StreamErrors:      {"h2_stream_errors_total", "", "", "HTTP/2 streams we reset (RST_STREAM), counted when their connection closes.", "h2_stream_errors"},
-	cH2ConnErrors:        {"h2_connection_errors_total", "", "", "HTTP/2 connections we ended with an error (GOAWAY), counted when they close.", "h2_connection_errors"},
 	cH2Refused:           {"h2_streams_refused_total", "", "", "HTTP/2 streams refused over SETTINGS_MAX_CONCURRENT_STREAMS.", "h2_refused"},
 	cH2PeerResets:        {"h2_peer_resets_total", "", "", "HTTP/2 streams the client reset.", "h2_peer_resets"},
 	cH2AbuseFlood:        {"h2_abuse_total", "kind", "flood", h2AbuseHelp, "h2_abuse_flood"},
 	cH2AbuseHeaderBlock:  {"h2_abuse_total", "kind", "header_block", h2AbuseHelp, "h2_abuse_header_block"},
 	cH2AbuseHeaderList:   {"h2_abuse_total", "kind", "header_list", h2AbuseHelp, "h2_abuse_header_list"},
 	cH2AbuseStalled:      {"h2_abuse_total", "kind", "stalled", h2AbuseHelp, "h2_abuse_stalled"},
+}
+
+// The HTTP/2 counters by frame type and error code are laid out here.
+func init() {
+	for t := range h2.FrameKinds {
+		name := h2wire.FrameType(t).String()
+		counterTable[cH2Frames+counter(t)] = CounterInfo{"h2_frames_received_total", "type", name,
+			"HTTP/2 frames received, by type (UNKNOWN: types RFC 9113 does not define).", "h2_frames_" + strings.ToLower(name)}
+	}
+	for code := range h2wire.NumErrCodes {
+		name := h2wire.ErrCode(code).String()
+		counterTable[cH2StreamErrors+counter(code)] = CounterInfo{"h2_stream_errors_total", "code", name,
+			"HTTP/2 streams reset (RST_STREAM sent), by error code.", "h2_stream_errors_" + strings.ToLower(name)}
+		counterTable[cH2ConnErrors+counter(code)] = CounterInfo{"h2_connection_errors_total", "code", name,
+			"HTTP/2 connections ended with an error (GOAWAY sent), by error code.", "h2_connection_errors_" + strings.ToLower(name)}
+	}
 }
 
 // Counters describes every counter in Stats.Counters, by index.

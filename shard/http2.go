@@ -1,6 +1,9 @@
 package shard
 
-import "zerosys/shard/h2"
+import (
+	"zerosys/shard/h2"
+	w "zerosys/shard/h2wire"
+)
 
 // HTTP/2 over cleartext (h2c) with prior knowledge: a connection whose
 // first bytes are the client preface is handed to an h2.Conn, the
@@ -35,6 +38,7 @@ func (e *engine) maybeH2(c *conn, b []byte) {
 		c.h2.Reset()
 	} else {
 		c.h2 = h2.New(h2Limits) // once per connection the shard has at most at once
+		c.h2.UseCounters(&e.h2ctr)
 	}
 	e.local[cH2Conns]++
 }
@@ -164,6 +168,20 @@ func (e *engine) h2Drain(c *conn) {
 // h2Output reports HTTP/2 bytes not yet sent.
 func (c *conn) h2Output() bool { return c.h2 != nil && len(c.h2.Output()) > 0 }
 
+// syncH2Counters copies the HTTP/2 counts into the shard's counters, for
+// publishing.
+func (e *engine) syncH2Counters() {
+	x := &e.h2ctr
+	copy(e.local[cH2Frames:cH2Frames+h2.FrameKinds], x.FramesIn[:])
+	copy(e.local[cH2StreamErrors:cH2StreamErrors+w.NumErrCodes], x.StreamErrors[:])
+	copy(e.local[cH2ConnErrors:cH2ConnErrors+w.NumErrCodes], x.ConnErrors[:])
+	e.local[cH2Refused] = x.Refused
+	e.local[cH2PeerResets] = x.PeerResets
+	e.local[cH2AbuseFlood] = x.Floods
+	e.local[cH2AbuseHeaderBlock] = x.BlockTooLong
+	e.local[cH2AbuseHeaderList] = x.ListTooLarge
+}
+
 // releaseH2 returns a closed connection's HTTP/2 state to the shard's
 // free list, its streams' response sets released and its counts added.
 func (e *engine) releaseH2(c *conn) {
@@ -173,17 +191,6 @@ func (e *engine) releaseH2(c *conn) {
 	}
 	x.Abandon()
 	e.h2Tags(c)
-	for _, n := range x.Counters.StreamErrors {
-		e.local[cH2StreamErrors] += n
-	}
-	for _, n := range x.Counters.ConnErrors {
-		e.local[cH2ConnErrors] += n
-	}
-	e.local[cH2Refused] += x.Counters.Refused
-	e.local[cH2PeerResets] += x.Counters.PeerResets
-	e.local[cH2AbuseFlood] += x.Counters.Floods
-	e.local[cH2AbuseHeaderBlock] += x.Counters.BlockTooLong
-	e.local[cH2AbuseHeaderList] += x.Counters.ListTooLarge
 	e.h2free = append(e.h2free, x)
 	c.h2 = nil
 }

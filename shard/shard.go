@@ -310,6 +310,7 @@ func (s *Shard) publish() {
 	e := &s.e
 	s.dirty = false
 	s.lastPublish = e.now
+	e.syncH2Counters()
 	n := &s.r.enters
 	e.local[cEnterWakeup], e.local[cEnterWait] = n.wakeup, n.wait
 	e.local[cEnterOverflow], e.local[cEnterSQFull] = n.overflow, n.sqFull

@@ -76,10 +76,16 @@ type Request struct {
 	Complete  bool // END_STREAM came with the head: answer now
 }
 
-// Counters count what happened on the connection, by frame type received
-// and error code sent; the caller adds them to its metrics.
+// FrameKinds is the frame types counted apart: RFC 9113's, and the rest
+// (unknown types) in the last.
+const FrameKinds = 11
+
+// Counters count what happened, by frame type received and error code
+// sent. A connection counts into its own unless given a shared one
+// (UseCounters): a shard's connections all count into one, which it
+// publishes as they go, not only when a connection ends.
 type Counters struct {
-	FramesIn      [16]uint64 // by type (unknown types in the last)
+	FramesIn      [FrameKinds]uint64
 	StreamErrors  [w.NumErrCodes]uint64
 	ConnErrors    [w.NumErrCodes]uint64
 	Streams       uint64 // streams opened by the peer
@@ -88,7 +94,6 @@ type Counters struct {
 	ListTooLarge  uint64 // header lists decoded over MaxHeaderBlock (HPACK bombs)
 	Floods        uint64 // connections ended for SETTINGS, PING, RST_STREAM or empty DATA floods
 	BlockTooLong  uint64 // connections ended for a header block over MaxHeaderBlock (CONTINUATION floods)
-	PeerGoAway    bool
 	OutputStalled uint64 // Feed stopped because the output was full
 }
 
@@ -189,8 +194,12 @@ type Conn struct {
 	Req Request
 	// Done is the stream EventComplete reports.
 	Done     uint32
-	Counters Counters
+	Counters *Counters
+	own      Counters
 }
+
+// UseCounters makes the connection count into ctr from now on.
+func (c *Conn) UseCounters(ctr *Counters) { c.Counters = ctr }
 
 // indexSize is the stream index's buckets: a power of two, at least twice
 // the streams.
@@ -217,6 +226,7 @@ func New(lim Limits) *Conn {
 		freeSlots: make([]int32, 0, lim.MaxStreams),
 		out:       make([]byte, 0, lim.OutBuffer),
 	}
+	c.Counters = &c.own
 	c.Reset()
 	return c
 }
@@ -227,7 +237,8 @@ func (c *Conn) Reset() {
 	*c = Conn{
 		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], doneTags: c.doneTags[:0],
 		streams: c.streams, index: c.index, freeSlots: c.freeSlots[:0], out: c.out[:0],
-		pending: -1, pendTail: -1,
+		Counters: c.Counters,
+		pending:  -1, pendTail: -1,
 		peerMaxFrame: w.DefaultMaxFrameSize,
 		peerWindow:   w.DefaultWindow,
 		sendWin:      w.DefaultWindow,

@@ -10,7 +10,7 @@ import (
 // any of its payload is read (RFC 9113 §4-§6), and sets up its reception.
 func (c *Conn) startFrame(now int64) Event {
 	h := &c.cur.h
-	c.Counters.FramesIn[min(int(h.Type), len(c.Counters.FramesIn)-1)]++
+	c.Counters.FramesIn[min(int(h.Type), FrameKinds-1)]++
 	if h.Length > w.DefaultMaxFrameSize { // the SETTINGS_MAX_FRAME_SIZE we keep (§4.2)
 		return c.connError(w.ErrCodeFrameSize)
 	}
@@ -222,7 +222,6 @@ func (c *Conn) endFrame(now int64) Event {
 			c.out = append(c.out, p...)
 		}
 	case w.FrameGoAway:
-		c.Counters.PeerGoAway = true
 		c.peerGone = true
 		c.draining = true
 		return c.maybeDone()
