@@ -112,6 +112,8 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 		rng:        &e.rng,
 		requests:   &e.local[cRequests],
 		rejected:   &e.local[cRejected],
+		h2c:        cfg.H2C == H2CAuto,
+		h2settings: make([]byte, 0, maxH2Settings),
 	}
 	e.setDraws(t)
 	e.noteStatuses(t.rs)

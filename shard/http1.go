@@ -13,9 +13,10 @@ import "zerosys/shard/httpwire"
 type ending uint8
 
 const (
-	keepOpen    ending = iota // go on reading requests
-	endLinger                 // close after the queued answers; input may still arrive, so half-close and drain
-	endNoLinger               // close after the queued answers; the client sends nothing more
+	keepOpen     ending = iota // go on reading requests
+	endLinger                  // close after the queued answers; input may still arrive, so half-close and drain
+	endNoLinger                // close after the queued answers; the client sends nothing more
+	endUpgradeH2               // the first request asked for h2c (h2upgrade.go): switch, and answer it on stream 1
 )
 
 // protoEnv is what a protocol needs from the shard, refreshed by the engine
@@ -44,6 +45,9 @@ type protoEnv struct {
 	rng      *uint64    // the shard's random state (splitmix64)
 	requests *uint64    // counter: complete requests framed
 	rejected *uint64    // counter: requests refused
+
+	h2c        bool   // Upgrade: h2c is taken (H2CAuto)
+	h2settings []byte // the HTTP2-Settings payload of the request that asks, decoded (capacity maxH2Settings)
 }
 
 // endByPolicy reports whether the connection ends after its n-th answer
@@ -158,6 +162,13 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			h.midRequest = false
 			h.answers++
 			req := h.parser.Request()
+			// An upgrade is looked for on a first request whose whole head
+			// came in this read (fed begins at its first byte then).
+			if h.answers == 1 && env.h2c && !req.HasBody && !env.closeAll && int(req.HeadLen) <= len(fed) &&
+				upgradeH2C(fed[:req.HeadLen], &env.h2settings) {
+				h.cust.capLen = 0
+				return total - len(b), endUpgradeH2
+			}
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
 			v, at, knobbed := variant(0), int64(0), false
 			if req.QueryStart != 0 && env.knobs != nil {

@@ -32,15 +32,22 @@ func (e *engine) maybeH2(c *conn, b []byte) {
 	if e.cfg.H2C != H2COnly && (len(b) < len(h2PrefaceLine) || string(b[:len(h2PrefaceLine)]) != h2PrefaceLine) {
 		return
 	}
-	if n := len(e.h2free); n > 0 {
-		c.h2 = e.h2free[n-1]
-		e.h2free = e.h2free[:n-1]
-		c.h2.Reset()
-	} else {
-		c.h2 = h2.New(h2Limits) // once per connection the shard has at most at once
-		c.h2.UseCounters(&e.h2ctr)
-	}
+	c.h2 = e.takeH2()
+	c.h2.Reset()
 	e.local[cH2Conns]++
+}
+
+// takeH2 returns an HTTP/2 connection state from the free list, or a new
+// one: once per connection the shard has at most at once.
+func (e *engine) takeH2() *h2.Conn {
+	if n := len(e.h2free); n > 0 {
+		x := e.h2free[n-1]
+		e.h2free = e.h2free[:n-1]
+		return x
+	}
+	x := h2.New(h2Limits)
+	x.UseCounters(&e.h2ctr)
+	return x
 }
 
 // firstInput is the start of the connection's unframed input.

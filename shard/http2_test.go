@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -180,4 +181,74 @@ func TestServeH2Spec(t *testing.T) {
 			t.Fatalf("h2spec: %s passed, %s failed\n%s", passed, failed, report)
 		}
 	})
+}
+
+// TestServeH2Upgrade: `Upgrade: h2c` on the first request switches to
+// HTTP/2 after a 101, the request is answered on stream 1 under the
+// settings HTTP2-Settings carried (here a 100-byte window), and requests
+// that cannot be upgraded get HTTP/1.1.
+func TestServeH2Upgrade(t *testing.T) {
+	body := PatternBody(300)
+	ts := startServer(t, modes[0], func(c *Config) { c.Response.Body = body })
+	settings := base64.RawURLEncoding.EncodeToString([]byte{0, 4, 0, 0, 0, 100}) // INITIAL_WINDOW_SIZE 100
+	t.Run("upgraded", func(t *testing.T) {
+		c := ts.dial(t)
+		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n", settings)
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 || resp.Header.Get("Upgrade") != "h2c" {
+			t.Fatalf("%v %v", resp, err)
+		}
+		io.WriteString(c, http2.ClientPreface)
+		fr := http2.NewFramer(c, br)
+		_ = fr.WriteSettings()
+		var data []byte
+		sawHeaders := false
+		for len(data) < len(body) {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("after %d body bytes: %v", len(data), err)
+			}
+			switch f := f.(type) {
+			case *http2.HeadersFrame:
+				sawHeaders = f.StreamID == 1
+			case *http2.DataFrame:
+				if f.StreamID != 1 {
+					t.Fatalf("DATA on stream %d", f.StreamID)
+				}
+				if len(data) < 100 && len(data)+len(f.Data()) > 100 {
+					t.Fatalf("%d bytes of DATA past the 100-byte window HTTP2-Settings set", len(data)+len(f.Data())-100)
+				}
+				data = append(data, f.Data()...)
+				if len(data) == 100 {
+					_ = fr.WriteWindowUpdate(1, 1000) // the window HTTP2-Settings set is used up
+				}
+				if len(data) > 100 && len(data) < len(body) && f.StreamEnded() {
+					t.Fatal("the stream ended early")
+				}
+			case *http2.GoAwayFrame, *http2.RSTStreamFrame:
+				t.Fatalf("%v", f)
+			}
+			if len(data) > 100 && !sawHeaders {
+				t.Fatal("no HEADERS on stream 1")
+			}
+		}
+		if !bytes.Equal(data, body) {
+			t.Fatalf("body %q", data)
+		}
+	})
+	for name, req := range map[string]string{
+		"bad settings": "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: !!\r\n\r\n",
+		"with a body":  "POST / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: " + settings + "\r\nContent-Length: 2\r\n\r\nhi",
+		"other token":  "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nHTTP2-Settings: " + settings + "\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := ts.dial(t)
+			io.WriteString(c, req)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+				t.Fatalf("%v %v", resp, err)
+			}
+		})
+	}
 }

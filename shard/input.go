@@ -1,5 +1,7 @@
 package shard
 
+import "zerosys/shard/httpwire"
+
 // input is a connection's received bytes not yet framed: a range of the
 // slot's own buffer (the slot mode's recv buffer, or a pool connection's
 // stash), then, with a pool, a chain of pool buffers linked through
@@ -67,6 +69,10 @@ func (e *engine) frame(c *conn) {
 	if c.in.off < c.in.end {
 		n, end := c.h1.feed(e.slotBuf(c.slot)[c.in.off:c.in.end], c.in.head >= 0, &c.q, &e.env)
 		c.in.off += uint32(n)
+		if end == endUpgradeH2 {
+			e.onUpgrade(c)
+			return
+		}
 		if end != keepOpen {
 			e.finish(c, end == endLinger, reasonNormal)
 			return
@@ -82,6 +88,14 @@ func (e *engine) frame(c *conn) {
 		bid := uint16(c.in.head)
 		b := e.pool.buf(bid)
 		n, end := c.h1.feed(b[c.in.headOff:], e.pool.next[bid] >= 0, &c.q, &e.env)
+		if end == endUpgradeH2 {
+			c.in.headOff += uint32(n)
+			if int(c.in.headOff) == len(b) {
+				c.in.popHead(e.pool)
+			}
+			e.onUpgrade(c)
+			return
+		}
 		if end != keepOpen {
 			e.finish(c, end == endLinger, reasonNormal)
 			return
@@ -93,6 +107,19 @@ func (e *engine) frame(c *conn) {
 		}
 		c.in.popHead(e.pool)
 	}
+}
+
+// onUpgrade acts on a first request that asked for h2c: HTTP/2 from now
+// on, the rest of the input (the client preface) fed to it; or, when its
+// settings are not valid, the usual HTTP/1.1 answer.
+func (e *engine) onUpgrade(c *conn) {
+	req := c.h1.parser.Request()
+	if !e.upgradeH2(c, req.Method == httpwire.MethodHead) {
+		c.q.push(kindVariant(e.env.kind(), answerVariant(req, false)), &e.sets)
+		e.frame(c)
+		return
+	}
+	e.frameH2(c)
 }
 
 // stash moves the unframed rest of a pool connection's only held buffer

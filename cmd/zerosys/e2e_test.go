@@ -759,6 +759,7 @@ func TestRealClients(t *testing.T) {
 			[]string{"200000 succeeded, 0 failed, 0 errored", "status codes: 200000 2xx"}, nil},
 		{"nghttp", []string{"-v", url}, []string{":status: 200", "Have a nice day!"}, []string{"[ERROR]", "PROTOCOL_ERROR", "RST_STREAM"}},
 		{"curl", []string{"-sS", "--http2-prior-knowledge", "-w", " %{http_version}", url}, []string{"Have a nice day! 2"}, nil},
+		{"curl", []string{"-sS", "--http2", "-w", " %{http_version}", url, url}, []string{"Have a nice day! 2Have a nice day! 2"}, nil}, // Upgrade: h2c
 		{"ab", []string{"-k", "-n", "20000", "-c", "16", url},
 			[]string{"Complete requests:      20000", "Failed requests:        0", "Keep-Alive requests:    20000"}, []string{"Non-2xx"}},
 		{"hey", []string{"-n", "4800", "-c", "16", url}, // hey sends n rounded down to a multiple of c

@@ -234,6 +234,37 @@ func New(lim Limits) *Conn {
 // Reset makes c a new connection and queues our preface: SETTINGS and
 // the connection window's increase.
 func (c *Conn) Reset() {
+	c.reset()
+	c.preface()
+}
+
+// upgradeReply is the answer that switches an HTTP/1.1 connection to
+// HTTP/2 (RFC 7540 §3.2).
+const upgradeReply = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+
+// ResetUpgrade makes c a connection upgraded from HTTP/1.1 (RFC 7540
+// §3.2, `Upgrade: h2c`): the 101 and our preface are queued, settings
+// (the HTTP2-Settings payload, decoded) are applied without an
+// acknowledgement, and the request that asked becomes stream 1, complete
+// and the caller's to answer. The client's preface comes next. It
+// reports false, leaving c unusable until the next Reset, when settings
+// are not a valid SETTINGS payload: the request is then answered as
+// HTTP/1.1.
+func (c *Conn) ResetUpgrade(settings []byte, head bool) bool {
+	c.reset()
+	if len(settings)%6 != 0 || c.applySettings(settings) != EventNone {
+		return false
+	}
+	c.out = append(c.out[:0], upgradeReply...)
+	c.preface()
+	s := c.alloc(1)
+	s.state, s.head = stHalfClosedRemo, head
+	c.lastStream = 1
+	return true
+}
+
+// reset clears every state of the connection.
+func (c *Conn) reset() {
 	*c = Conn{
 		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], doneTags: c.doneTags[:0],
 		streams: c.streams, index: c.index, freeSlots: c.freeSlots[:0], out: c.out[:0],
@@ -252,6 +283,10 @@ func (c *Conn) Reset() {
 	for i := range c.index {
 		c.index[i] = -1
 	}
+}
+
+// preface queues our SETTINGS and the connection window's increase.
+func (c *Conn) preface() {
 	c.out = w.AppendHeader(c.out, 3*6, w.FrameSettings, 0, 0)
 	c.out = w.AppendSetting(c.out, w.SettingMaxConcurrentStreams, c.lim.MaxStreams)
 	c.out = w.AppendSetting(c.out, w.SettingInitialWindowSize, c.lim.StreamWindow)

@@ -328,6 +328,17 @@ func (c *Conn) settings(h w.FrameHeader, p []byte, now int64) Event {
 	} else if ev := c.flood(now); ev != EventNone {
 		return ev
 	}
+	if ev := c.applySettings(p); ev != EventNone {
+		return ev
+	}
+	c.out = w.AppendHeader(c.out, 0, w.FrameSettings, w.FlagAck, 0)
+	c.pump()
+	return EventNone
+}
+
+// applySettings applies a SETTINGS payload; an invalid value is a
+// connection error.
+func (c *Conn) applySettings(p []byte) Event {
 	for ; len(p) >= 6; p = p[6:] {
 		v := w.Uint32(p[2:])
 		switch uint16(p[0])<<8 | uint16(p[1]) {
@@ -359,8 +370,6 @@ func (c *Conn) settings(h w.FrameHeader, p []byte, now int64) Event {
 		// SETTINGS_HEADER_TABLE_SIZE sizes the peer's decoder: our
 		// answers use no dynamic table. Unknown settings are ignored.
 	}
-	c.out = w.AppendHeader(c.out, 0, w.FrameSettings, w.FlagAck, 0)
-	c.pump()
 	return EventNone
 }
 
