@@ -49,8 +49,9 @@ type conn struct {
 	deadline int64 // monotonic ns; 0 = none. What it guards follows from the state: see timer.
 	timerIdx int32 // 1 + its place in engine.timers while an answer waits for its delay; 0: none
 
-	h1 http1
-	h2 *h2.Conn // an HTTP/2 connection's protocol state (http2.go); nil for HTTP/1.1
+	h1     http1
+	h2     *h2.Conn // an HTTP/2 connection's protocol state (http2.go); nil for HTTP/1.1
+	h2seen uint64   // h2.Progress when the send timeout last started
 }
 
 // sendState is the answer batch being sent: answers of the first run,
@@ -71,6 +72,7 @@ type sendState struct {
 	cancelled bool
 	piped     uint32
 	chainEnd  uint32
+	headLen   uint32 // the chain's head bytes
 	failed    int32
 }
 
@@ -238,6 +240,12 @@ func (e *engine) queueClose(c *conn) {
 // pauses a multishot recv while the answer queue is full.
 func (e *engine) keepReading(c *conn) {
 	full := c.q.full(e.env.maxPending)
+	if c.h2 != nil {
+		// HTTP/2 stops consuming input while its output is full: read no
+		// more than it has left, or a client that does not read could
+		// fill the pool with bytes nobody checks.
+		full = !c.h2.CanFeed() || c.in.has()
+	}
 	switch {
 	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf && !c.peerEOF:
 		e.recv(c)
@@ -255,12 +263,17 @@ func (e *engine) keepReading(c *conn) {
 // idle timeout. A send in flight keeps its own.
 func (e *engine) setIdleDeadline(c *conn) {
 	switch {
-	case c.sending:
-	case c.h2 != nil && c.h2.Busy():
-		// Streams wait for the client: for its window, or its body.
-		c.deadline = e.now + int64(e.cfg.SendTimeout)
+	case c.h2 != nil && (c.sending || c.h2.Busy()):
+		// Streams wait for the client (its window, its reading, its
+		// body): the send timeout runs from the last time an answer moved,
+		// so PINGs or other chatter do not keep a stalled stream alive.
+		if p := c.h2.Progress(); p != c.h2seen || c.deadline == 0 {
+			c.h2seen = p
+			c.deadline = e.now + int64(e.cfg.SendTimeout)
+		}
 	case c.h2 != nil:
 		c.deadline = e.now + int64(e.cfg.IdleTimeout)
+	case c.sending:
 	case c.q.len > 0:
 		c.deadline = 0 // an answer waits for its delay: the timer wakes it, no timeout runs
 	case c.h1.waitingForHead():

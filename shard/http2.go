@@ -104,6 +104,12 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 		e.answerH2(c, x.Done)
 	}
 	e.h2Tags(c)
+	if e.draining && !x.Draining() {
+		// A connection that began speaking HTTP/2 after the drain: its
+		// first streams are answered, then it goes too.
+		x.GoAway()
+		e.h2Tags(c)
+	}
 	if x.Closing() && c.phase == phaseOpen {
 		e.finish(c, true, reasonNormal) // GOAWAY is in the output: send it, then linger
 	}
@@ -145,7 +151,7 @@ func (e *engine) sendH2(c *conn) {
 	e.push(action{kind: actSend, fd: c.fd, buf: out[:min(len(out), maxSendChunk)], ud: c.ud(opSend)})
 	c.sending = true
 	c.opQueued()
-	c.deadline = e.now + int64(e.cfg.SendTimeout)
+	e.setIdleDeadline(c) // the send timeout, from the answers' last progress
 }
 
 // onSendH2 handles an HTTP/2 connection's send result.
@@ -193,7 +199,7 @@ func (e *engine) syncH2Counters() {
 // free list, its streams' response sets released and its counts added.
 func (e *engine) releaseH2(c *conn) {
 	x := c.h2
-	if c.reason == reasonTimeoutSend && x.Busy() {
+	if c.reason == reasonTimeoutSend && x.AnswersPending() {
 		e.local[cH2AbuseStalled]++ // answers held by a window the client never opened
 	}
 	x.Abandon()

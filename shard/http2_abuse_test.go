@@ -187,6 +187,37 @@ func TestServeH2Abuse(t *testing.T) {
 		}
 		waitFor(t, "the stall counted", func() bool { return count(cH2AbuseStalled) == 1 })
 	})
+	t.Run("zero window held, with PINGs", func(t *testing.T) {
+		// Chatter does not count as progress: the stalled answer is cut
+		// by the send timeout all the same.
+		before := count(cH2AbuseStalled)
+		a := newAttacker(t, ts, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		_ = a.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block, EndHeaders: true, EndStream: true})
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+					if a.fr.WritePing(false, [8]byte{1}) != nil {
+						return
+					}
+				}
+			}
+		}()
+		start := time.Now()
+		for {
+			if _, err := a.fr.ReadFrame(); err != nil {
+				break
+			}
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("held for %v", d)
+		}
+		waitFor(t, "the stall counted", func() bool { return count(cH2AbuseStalled) == before+1 })
+	})
 	t.Run("more streams than allowed", func(t *testing.T) {
 		a := newAttacker(t, ts)
 		for id := uint32(1); id < 2*200; id += 2 { // bodies that never come: every stream stays open

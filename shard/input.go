@@ -115,7 +115,13 @@ func (e *engine) frame(c *conn) {
 func (e *engine) onUpgrade(c *conn) {
 	req := c.h1.parser.Request()
 	if !e.upgradeH2(c, req.Method == httpwire.MethodHead) {
-		c.q.push(kindVariant(e.env.kind(), answerVariant(req, false)), &e.sets)
+		// Answered as HTTP/1.1, by its rules (knobs and delays aside).
+		closeAfter := e.env.closeAll || !req.KeepAlive || e.env.endByPolicy(c.h1.answers)
+		c.q.push(kindVariant(e.env.kind(), answerVariant(req, closeAfter)), &e.sets)
+		if closeAfter {
+			e.finish(c, true, reasonNormal)
+			return
+		}
 		e.frame(c)
 		return
 	}

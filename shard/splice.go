@@ -209,6 +209,7 @@ func (e *engine) sendSpliced(c *conn, p *prepared) {
 	from := max(c.out.off, head) - head
 	n := min(uint32(p.body)-from, e.pipes.chunk)
 	c.out.chainEnd = head + from + n
+	c.out.headLen = uint32(len(hb))
 	a := action{
 		kind: actSplice, fd: c.fd, buf: hb, ud: c.ud(opSplice),
 		file: p.file, fileOff: p.fileOff + int64(from), n: n,
@@ -237,6 +238,9 @@ func (e *engine) onSplice(c *conn, step uint16, res int32) {
 	default: // the head, or body bytes the socket took from the pipe
 		e.local[cBytesOut] += uint64(res)
 		o.off += uint32(res)
+		if step == stepHead && uint32(res) < o.headLen && o.failed == 0 {
+			o.failed = -int32(unix.EIO) // short (a signal, a socket error): the rest is cancelled, not timed out
+		}
 		if step == stepBody {
 			o.piped -= uint32(res)
 		}

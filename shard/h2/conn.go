@@ -167,7 +167,8 @@ type Conn struct {
 	doneTags    []uint32   // tags of answered streams that ended, for DoneTag
 	resets      [32]uint32 // streams we reset lately: their late frames are read away
 	resetAt     int
-	draining    bool // no new stream is taken (GOAWAY received or GoAway called)
+	draining    bool   // no new stream is taken (GOAWAY received or GoAway called)
+	progress    uint64 // answer frames written (Progress)
 
 	lastStream uint32 // highest stream the peer opened
 	streams    []stream
@@ -252,9 +253,10 @@ const upgradeReply = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\
 // HTTP/1.1.
 func (c *Conn) ResetUpgrade(settings []byte, head bool) bool {
 	c.reset()
-	if len(settings)%6 != 0 || c.applySettings(settings) != EventNone {
+	if !validSettings(settings) {
 		return false
 	}
+	c.applySettings(settings)
 	c.out = append(c.out[:0], upgradeReply...)
 	c.preface()
 	s := c.alloc(1)

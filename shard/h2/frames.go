@@ -336,6 +336,32 @@ func (c *Conn) settings(h w.FrameHeader, p []byte, now int64) Event {
 	return EventNone
 }
 
+// validSettings reports whether p is a SETTINGS payload every value of
+// which is allowed (§6.5.2), without acting on it.
+func validSettings(p []byte) bool {
+	if len(p)%6 != 0 {
+		return false
+	}
+	for ; len(p) >= 6; p = p[6:] {
+		v := w.Uint32(p[2:])
+		switch uint16(p[0])<<8 | uint16(p[1]) {
+		case w.SettingEnablePush:
+			if v > 1 {
+				return false
+			}
+		case w.SettingInitialWindowSize:
+			if v > w.MaxWindow {
+				return false
+			}
+		case w.SettingMaxFrameSize:
+			if v < w.DefaultMaxFrameSize || v > w.MaxFrameSizeLimit {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // applySettings applies a SETTINGS payload; an invalid value is a
 // connection error.
 func (c *Conn) applySettings(p []byte) Event {
@@ -439,6 +465,7 @@ func (c *Conn) streamError(id uint32, code w.ErrCode) {
 		c.release(s)
 	}
 	c.noteReset(id)
+	c.maybeDone() // the last stream of a draining connection: Closing says so
 }
 
 // maybeDone ends the connection when the peer (or our drain) ended it and

@@ -241,6 +241,7 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 		}
 		s.hdr = nil
 		s.state = stAnswering
+		c.progress++
 		if len(s.body) == 0 {
 			c.finish(s)
 		}
@@ -260,6 +261,7 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	s.body = s.body[k:]
 	c.sendWin -= k
 	s.sendWin -= k
+	c.progress++
 	if flags != 0 {
 		c.finish(s)
 	}
@@ -275,3 +277,14 @@ func (c *Conn) finish(s *stream) {
 // CanFeed reports whether the output has room for what Feed may write:
 // when it has not, the caller sends first.
 func (c *Conn) CanFeed() bool { return c.room() >= ctlReserve }
+
+// Progress counts the answer frames written: it stands still while every
+// answer waits for the client.
+func (c *Conn) Progress() uint64 { return c.progress }
+
+// Draining reports that GOAWAY was sent or received: no new stream.
+func (c *Conn) Draining() bool { return c.draining }
+
+// AnswersPending reports answers not all in the output yet: waiting for
+// the client's window or for room.
+func (c *Conn) AnswersPending() bool { return c.pending >= 0 }
