@@ -57,15 +57,8 @@ func TestZeroAllocsPerRequest(t *testing.T) {
 			round()
 		}
 		const rounds = 2000
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		for range rounds {
-			round()
-		}
-		runtime.ReadMemStats(&after)
+		allocs := processAllocs(rounds, round)
 		requests := rounds * perBatch
-		allocs := after.Mallocs - before.Mallocs
 		perReq := float64(allocs) / float64(requests)
 		t.Logf("%d requests, %d allocations in the process: %.5f per request", requests, allocs, perReq)
 		if perReq > 0.001 {
@@ -200,15 +193,8 @@ func TestZeroAllocsPerStream(t *testing.T) {
 			round()
 		}
 		const rounds = 2000
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		for range rounds {
-			round()
-		}
-		runtime.ReadMemStats(&after)
+		allocs := processAllocs(rounds, round)
 		streams := rounds * perBatch
-		allocs := after.Mallocs - before.Mallocs
 		perStreamAllocs := float64(allocs) / float64(streams)
 		t.Logf("%s: %d streams, %d allocations in the process: %.5f per stream", m.name, streams, allocs, perStreamAllocs)
 		if perStreamAllocs > 0.001 {
@@ -218,4 +204,17 @@ func TestZeroAllocsPerStream(t *testing.T) {
 			t.Errorf("last batch: %q", buf)
 		}
 	}
+}
+
+// processAllocs counts the heap allocations of the whole process (the
+// shards' threads included) over rounds calls of round.
+func processAllocs(rounds int, round func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range rounds {
+		round()
+	}
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
 }

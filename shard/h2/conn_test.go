@@ -42,15 +42,7 @@ func run(c *Conn, in []byte, step int, a answer) []byte {
 	for len(in) > 0 && !c.Closing() {
 		k, ev := c.Feed(in[:min(step, len(in))], 0)
 		in = in[k:]
-		switch ev {
-		case EventRequest:
-			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body, 0)
-			}
-		case EventComplete:
-			c.Respond(c.Done, a.head, a.body, 0)
-		}
-		drainTags(c)
+		answerEvent(c, ev, a)
 		if k == 0 && ev == EventNone {
 			sent = append(sent, c.Output()...) // the output was full: the socket takes it
 			c.Sent(len(c.Output()))
@@ -180,15 +172,7 @@ func run2(c *Conn, in []byte, a answer) {
 	for len(in) > 0 && !c.Closing() {
 		k, ev := c.Feed(in, 0)
 		in = in[k:]
-		switch ev {
-		case EventRequest:
-			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body, 0)
-			}
-		case EventComplete:
-			c.Respond(c.Done, a.head, a.body, 0)
-		}
-		drainTags(c)
+		answerEvent(c, ev, a)
 		if k == 0 && ev == EventNone {
 			c.Sent(len(c.Output()))
 		}
@@ -234,15 +218,7 @@ func FuzzConn(f *testing.F) {
 				t.Fatalf("consumed %d of %d", k, len(in))
 			}
 			in = in[k:]
-			switch ev {
-			case EventRequest:
-				if c.Req.Complete {
-					c.Respond(c.Req.Stream, a.head, a.body, 0)
-				}
-			case EventComplete:
-				c.Respond(c.Done, a.head, a.body, 0)
-			}
-			drainTags(c)
+			answerEvent(c, ev, a)
 			if cap(c.Output()) != outCap || cap(c.doneTags) != 8 {
 				t.Fatal("a buffer grew")
 			}

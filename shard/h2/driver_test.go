@@ -80,17 +80,11 @@ func serve(nc net.Conn, lim Limits, a answer) *Conn {
 		}
 		k, ev := c.Feed(in, time.Now().UnixNano())
 		in = in[k:]
-		switch ev {
-		case EventRequest:
-			if c.Req.Complete {
-				c.Respond(c.Req.Stream, a.head, a.body, 0)
-			}
-		case EventComplete:
-			c.Respond(c.Done, a.head, a.body, 0)
-		case EventClose:
+		if ev == EventClose {
 			linger()
 			return c
 		}
+		answerEvent(c, ev, a)
 	}
 }
 
@@ -112,6 +106,20 @@ func listen(t testing.TB, lim Limits, a answer) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// answerEvent answers the request Feed stopped for, if it is complete,
+// and takes the tags of ended streams, as the shard does.
+func answerEvent(c *Conn, ev Event, a answer) {
+	switch ev {
+	case EventRequest:
+		if c.Req.Complete {
+			c.Respond(c.Req.Stream, a.head, a.body, 0)
+		}
+	case EventComplete:
+		c.Respond(c.Done, a.head, a.body, 0)
+	}
+	drainTags(c)
 }
 
 // drainTags takes the tags of ended streams, as a caller must after every
