@@ -1,10 +1,6 @@
 package shard
 
-import (
-	"golang.org/x/sys/unix"
-
-	"zerosys/shard/h2"
-)
+import "golang.org/x/sys/unix"
 
 // phase is where a connection is in its life. Phases only move forward
 // (see the diagram in doc.go); enter asserts it in tests.
@@ -50,8 +46,8 @@ type conn struct {
 	timerIdx int32 // 1 + its place in engine.timers while an answer waits for its delay; 0: none
 
 	h1     http1
-	h2     *h2.Conn // an HTTP/2 connection's protocol state (http2.go); nil for HTTP/1.1
-	h2seen uint64   // h2.Progress when the send timeout last started
+	h2     *h2Conn // an HTTP/2 connection's state (http2.go); nil for HTTP/1.1
+	h2seen uint64  // h2.Progress when the send timeout last started
 }
 
 // sendState is the answer batch being sent: answers of the first run,
@@ -132,6 +128,9 @@ func (e *engine) step(c *conn) {
 	}
 	if c.h2 != nil {
 		if c.phase <= phaseFinishing {
+			if len(c.h2.delayed) > 0 {
+				e.h2Due(c)
+			}
 			e.sendH2(c)
 		}
 	} else if c.phase <= phaseFinishing && !c.sending && c.q.len > 0 {

@@ -71,7 +71,7 @@ type engine struct {
 
 	// HTTP/2 connection states no connection uses now, for the next one,
 	// and the counts every HTTP/2 connection of the shard adds to.
-	h2free []*h2.Conn
+	h2free []*h2Conn
 	h2ctr  h2.Counters
 
 	// fixedFiles: connections live in the ring's file table, and their

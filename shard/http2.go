@@ -19,7 +19,10 @@ import (
 const h2PrefaceLine = "PRI * HTTP/2.0\r\n"
 
 // h2Limits are the limits of every HTTP/2 connection.
-var h2Limits = h2.Limits{}
+var h2Limits = h2.Limits{MaxStreams: h2MaxStreams}
+
+// h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS.
+const h2MaxStreams = 128
 
 // maybeH2 switches a connection that has sent nothing else yet to HTTP/2
 // when b, its first bytes, start with the preface, or whatever they are
@@ -37,17 +40,24 @@ func (e *engine) maybeH2(c *conn, b []byte) {
 	e.local[cH2Conns]++
 }
 
+// newH2Conn is a fresh HTTP/2 connection state counting into the shard's
+// counters.
+func (e *engine) newH2Conn() *h2Conn {
+	x := &h2Conn{Conn: h2.New(h2Limits), delayed: make([]h2Delayed, 0, h2MaxStreams)}
+	x.UseCounters(&e.h2ctr)
+	return x
+}
+
 // takeH2 returns an HTTP/2 connection state from the free list, or a new
 // one: once per connection the shard has at most at once.
-func (e *engine) takeH2() *h2.Conn {
+func (e *engine) takeH2() *h2Conn {
 	if n := len(e.h2free); n > 0 {
 		x := e.h2free[n-1]
 		e.h2free = e.h2free[:n-1]
+		x.delayed, x.answers = x.delayed[:0], 0
 		return x
 	}
-	x := h2.New(h2Limits)
-	x.UseCounters(&e.h2ctr)
-	return x
+	return e.newH2Conn()
 }
 
 // firstInput is the start of the connection's unframed input.
@@ -115,19 +125,88 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 	}
 }
 
-// answerH2 answers stream id with the current behaviour's answer of a
-// kind drawn from the mixes.
+// h2Conn is an HTTP/2 connection's protocol state and the streams whose
+// answers wait for their delay.
+type h2Conn struct {
+	*h2.Conn
+	delayed []h2Delayed // at most one per open stream: never grows
+	answers uint32      // streams answered (the keep-alive limit, the close mix)
+}
+
+// h2Delayed is a stream whose answer waits until at: its kind and the
+// response set it was framed with (held).
+type h2Delayed struct {
+	at  int64
+	id  uint32
+	set uint16
+	v   variant
+}
+
+// answerH2 answers stream id with the current behaviour's answer: a kind
+// drawn from the mixes, at once or after a delay drawn from the delay
+// mix. A delayed stream waits on its own; the others go on. When the
+// keep-alive limit or the close mix ends the connection after this
+// answer, GOAWAY goes with it (the client opens a new connection).
 func (e *engine) answerH2(c *conn, id uint32) {
+	x := c.h2
 	v := kindVariant(e.env.kind(), vOK)
 	set := e.sets.cur
-	p := &e.sets.at(set)[v]
 	e.sets.hold(set) // until the stream hands its tag back
+	x.answers++
+	if e.env.closeAll || e.env.endByPolicy(x.answers) {
+		x.GoAway() // close mode, the keep-alive limit, the close mix
+	}
+	if at := e.env.due(); at > 0 {
+		x.delayed = append(x.delayed, h2Delayed{at: at, id: id, set: set, v: v})
+		e.armH2Timer(c)
+		return
+	}
+	e.respondH2(c, id, set, v)
+}
+
+// respondH2 hands stream id its answer of variant v from set (held).
+func (e *engine) respondH2(c *conn, id uint32, set uint16, v variant) {
+	p := &e.sets.at(set)[v]
 	if !c.h2.Respond(id, p.h2, p.bodyOf(), uint32(set)) {
-		e.sets.release(set)
+		e.sets.release(set) // the client reset the stream meanwhile
 		return
 	}
 	e.local[cH2Streams]++
 	e.byStatus[p.status]++
+}
+
+// h2Due answers the delayed streams whose time has come, and sets the
+// connection's timer for the next.
+func (e *engine) h2Due(c *conn) {
+	x := c.h2
+	for i := 0; i < len(x.delayed); {
+		d := x.delayed[i]
+		if d.at > e.now {
+			i++
+			continue
+		}
+		x.delayed[i] = x.delayed[len(x.delayed)-1]
+		x.delayed = x.delayed[:len(x.delayed)-1]
+		e.respondH2(c, d.id, d.set, d.v)
+	}
+	e.h2Tags(c)
+	e.armH2Timer(c)
+	if x.Closing() && c.phase == phaseOpen {
+		e.finish(c, true, reasonNormal)
+	}
+}
+
+// armH2Timer sets the connection's timer for its earliest delayed stream.
+func (e *engine) armH2Timer(c *conn) {
+	if len(c.h2.delayed) == 0 {
+		e.timers.cancel(c.slot)
+		return
+	}
+	next := c.h2.delayed[0].at
+	for _, d := range c.h2.delayed[1:] {
+		next = min(next, d.at)
+	}
+	e.timers.set(c.slot, next)
 }
 
 // h2Tags releases the response sets of streams whose answers are out.
@@ -202,6 +281,10 @@ func (e *engine) releaseH2(c *conn) {
 	if c.reason == reasonTimeoutSend && x.AnswersPending() {
 		e.local[cH2AbuseStalled]++ // answers held by a window the client never opened
 	}
+	for _, d := range x.delayed {
+		e.sets.release(d.set)
+	}
+	x.delayed = x.delayed[:0]
 	x.Abandon()
 	e.h2Tags(c)
 	e.h2free = append(e.h2free, x)

@@ -252,3 +252,73 @@ func TestServeH2Upgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestServeH2Delays: with a delay mix, a delayed stream waits on its own
+// while the others on the same connection are answered at once.
+func TestServeH2Delays(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) {
+		c.DelayMix = []Share{{Value: 300_000, PPM: 300_000}} // 30% wait 300 ms
+		c.Seed = 7
+	})
+	cl := h2cClient()
+	var mu sync.Mutex
+	var fast, slow []time.Duration
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Go(func() {
+			start := time.Now()
+			resp, err := cl.Get(fmt.Sprintf("http://%s/%d", ts.addr, i))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			d := time.Since(start)
+			mu.Lock()
+			if d >= 300*time.Millisecond {
+				slow = append(slow, d)
+			} else {
+				fast = append(fast, d)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(slow) == 0 || len(fast) == 0 {
+		t.Fatalf("%d fast and %d delayed answers; want both", len(fast), len(slow))
+	}
+	for _, d := range fast {
+		if d > 150*time.Millisecond {
+			t.Fatalf("an undelayed stream took %v: held back by a delayed one", d)
+		}
+	}
+	waitFor(t, "the delays counted", func() bool {
+		return ts.total(func(s Stats) uint64 { return s.Counters[cDelayed] }) == uint64(len(slow))
+	})
+	if n := ts.total(func(s Stats) uint64 { return s.Counters[cH2Conns] }); n != 1 {
+		t.Fatalf("%d HTTP/2 connections, want 1 for every stream", n)
+	}
+}
+
+// TestServeH2KeepAliveLimit: the keep-alive limit ends an HTTP/2
+// connection by GOAWAY after its n-th stream; the client goes on over a
+// new connection and loses nothing.
+func TestServeH2KeepAliveLimit(t *testing.T) {
+	ts := startServer(t, modes[0], func(c *Config) { c.KeepAliveRequests = 5 })
+	cl := h2cClient()
+	for i := range 20 {
+		resp, err := cl.Get(fmt.Sprintf("http://%s/%d", ts.addr, i))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	waitFor(t, "four connections of five streams", func() bool {
+		return ts.total(func(s Stats) uint64 { return s.Counters[cH2Conns] }) == 4
+	})
+}
