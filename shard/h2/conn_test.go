@@ -119,20 +119,14 @@ func TestFloodsEndTheConnection(t *testing.T) {
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := New(Limits{FloodPerSecond: 100})
-			var buf bytes.Buffer
-			buf.WriteString(w.ClientPreface)
-			fr := http2.NewFramer(&buf, nil)
-			_ = fr.WriteSettings()
-			var hb bytes.Buffer
-			enc := hpack.NewEncoder(&hb)
-			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/"}} {
-				_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-			}
-			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
-			for range 200 {
-				frame(fr)
-			}
-			run(c, buf.Bytes(), 4096, newAnswer(200, "x"))
+			in := clientBytes(0, func(fr *http2.Framer) {
+				// A POST whose body never comes: stream 1 stays open.
+				_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x83, 0x86, 0x84}, EndHeaders: true})
+				for range 200 {
+					frame(fr)
+				}
+			})
+			run(c, in, 4096, newAnswer(200, "x"))
 			if c.Counters.ConnErrors[w.ErrCodeEnhanceYourCalm] != 1 || !c.Closing() {
 				t.Fatalf("conn errors %v, closing %v", c.Counters.ConnErrors, c.Closing())
 			}
