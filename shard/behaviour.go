@@ -36,6 +36,7 @@ type table struct {
 	server    string // what custom answers (knobs) say in Server,
 	ctype     string // Content-Type,
 	headers   string // and the configured header lines, each ending in CRLF
+	h2headers []byte // the configured fields, HPACK-encoded (h2answers.go)
 	keepMax   uint32
 	closePPM  uint32
 	statusCum []uint32
@@ -95,6 +96,7 @@ func newTable(b Behaviour) (*table, error) {
 	for _, h := range r.Headers {
 		t.headers += h + "\r\n"
 	}
+	t.h2headers = appendH2Fields(nil, r.Headers)
 	return t, nil
 }
 

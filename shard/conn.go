@@ -47,6 +47,7 @@ type conn struct {
 
 	h1     http1
 	h2     *h2Conn // an HTTP/2 connection's state (http2.go); nil for HTTP/1.1
+	sniff  uint8   // bytes of the preface's first line read, while undecided (sniffH2)
 	h2seen uint64  // h2.Progress when the send timeout last started
 }
 

@@ -82,6 +82,11 @@ type engine struct {
 	// the scratch one request's knobs are read into.
 	custom []byte
 	knobs  knobs
+
+	// With RequestKnobs and HTTP/2: the scratch a stream's custom header
+	// block is built in, and the request its knobs are read from.
+	h2scratch []byte
+	h2src     h2Source
 }
 
 // init builds the engine in place for cfg (defaults set) with the
@@ -126,6 +131,9 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 		e.env.knobs = &e.knobs
 		e.env.knobLim = knobLimits{maxDelay: int64(cfg.MaxDelay), maxSize: int64(cfg.MaxBodySize)}
 		e.env.pattern = patternBody(cfg.MaxBodySize)
+		if cfg.H2C != H2COff {
+			e.h2scratch = make([]byte, 0, h2ScratchSize)
+		}
 	}
 	// A receive buffer per slot: the slot mode's, and with a pool the
 	// stash of a connection whose answer queue filled (see frame). Pages

@@ -104,6 +104,12 @@ func buildH2Head(status int, bodyLen int, ctype, server, date string, headers []
 	if !bodiless(status) {
 		b, _ = appendHpackLiteral(b, hpackContentLength, strconv.Itoa(bodyLen))
 	}
+	return appendH2Fields(b, headers), at
+}
+
+// appendH2Fields appends the configured header lines as fields, those
+// HTTP/2 forbids left out.
+func appendH2Fields(b []byte, headers []string) []byte {
 	for _, h := range headers {
 		name, value, _ := strings.Cut(h, ":")
 		if h2Connection(name) {
@@ -111,5 +117,11 @@ func buildH2Head(status int, bodyLen int, ctype, server, date string, headers []
 		}
 		b = appendHpackNewName(b, strings.TrimSpace(name), strings.TrimSpace(value))
 	}
-	return b, at
+	return b
 }
+
+// h2ScratchSize is the room of the scratch a custom header block is built
+// in: more than the largest one (the configured headers within
+// maxExtraHeaders, a knob's within maxKnobHeaders, its Content-Type, the
+// Server and Date fields).
+const h2ScratchSize = 16 << 10

@@ -116,15 +116,15 @@ func decodeBase64URL(s []byte, dst *[]byte) bool {
 // upgradeH2 switches c, whose first request asked for h2c, to HTTP/2 and
 // answers that request on stream 1. It reports false when the settings
 // are not valid: the request is then answered as HTTP/1.1.
-func (e *engine) upgradeH2(c *conn, head bool) bool {
-	x := e.takeH2()
+func (e *engine) upgradeH2(c *conn, head bool, src *h2Source) bool {
+	x := e.takeH2(c)
 	if !x.ResetUpgrade(e.env.h2settings, head) {
 		e.h2free = append(e.h2free, x)
 		return false
 	}
 	c.h2 = x
 	e.local[cH2Conns]++
-	e.answerH2(c, 1)
+	e.answerH2(c, 1, src)
 	e.h2Tags(c)
 	return true
 }

@@ -167,6 +167,11 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			if h.answers == 1 && env.h2c && !req.HasBody && !env.closeAll && int(req.HeadLen) <= len(fed) &&
 				upgradeH2C(fed[:req.HeadLen], &env.h2settings) {
 				h.cust.capLen = 0
+				if req.QueryStart != 0 && env.knobs != nil {
+					// Its knobs apply on stream 1: the head is kept, as
+					// the buffer it came in may go before it is answered.
+					h.cust.capLen = copy(h.cust.buf[customHeadroom:], fed[:req.HeadLen])
+				}
 				return total - len(b), endUpgradeH2
 			}
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)

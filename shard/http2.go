@@ -18,46 +18,103 @@ import (
 // decides: an HTTP/1.1 parser would answer it 505.
 const h2PrefaceLine = "PRI * HTTP/2.0\r\n"
 
-// h2Limits are the limits of every HTTP/2 connection.
-var h2Limits = h2.Limits{MaxStreams: h2MaxStreams}
+// h2Limits are the limits of the shard's HTTP/2 connections: with
+// knobs, the fields of a request that may ask for an echo are kept.
+func (e *engine) h2Limits() h2.Limits {
+	lim := h2.Limits{MaxStreams: h2MaxStreams}
+	if e.env.knobs != nil {
+		lim.FieldsFor = "echo="
+	}
+	return lim
+}
 
 // h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS.
 const h2MaxStreams = 128
 
-// maybeH2 switches a connection that has sent nothing else yet to HTTP/2
-// when b, its first bytes, start with the preface, or whatever they are
-// with H2COnly (the h2.Conn checks the preface). A preface split before
-// its first line ends is answered 505 by HTTP/1.1, as before.
-func (e *engine) maybeH2(c *conn, b []byte) {
-	if c.h2 != nil || c.h1.answers != 0 || c.h1.midRequest {
-		return
-	}
-	if e.cfg.H2C != H2COnly && (len(b) < len(h2PrefaceLine) || string(b[:len(h2PrefaceLine)]) != h2PrefaceLine) {
-		return
-	}
-	c.h2 = e.takeH2()
+// h2Preface is h2PrefaceLine's bytes.
+var h2Preface = []byte(h2PrefaceLine)
+
+// maybeH2 switches a connection that has sent nothing yet to HTTP/2
+// (H2COnly: the h2.Conn checks the preface).
+func (e *engine) maybeH2(c *conn) {
+	c.h2 = e.takeH2(c)
 	c.h2.Reset()
 	e.local[cH2Conns]++
+}
+
+// sniffH2 tells HTTP/2 from HTTP/1.1 by a connection's first bytes
+// (H2CAuto): the preface's first line is HTTP/2, anything else HTTP/1.1.
+// The bytes of the line that came so far are read and counted (c.sniff),
+// and given to whichever protocol it turns out to be from the constant:
+// a preface split in any pieces is HTTP/2, and nothing is buffered. It
+// reports false when the connection is still undecided (its input is all
+// read) or has ended.
+func (e *engine) sniffH2(c *conn) bool {
+	for {
+		b := e.firstInput(c)
+		if b == nil {
+			return false
+		}
+		want := h2PrefaceLine[c.sniff:]
+		m := 0
+		for m < len(b) && m < len(want) && b[m] == want[m] {
+			m++
+		}
+		switch {
+		case m == len(want):
+			e.maybeH2(c)
+			c.h2.Feed(h2Preface[:c.sniff], e.now) // the preface state takes it whole
+			c.sniff = 0
+			return true
+		case m < len(b):
+			n := c.sniff
+			c.sniff = 0
+			if n == 0 {
+				return true
+			}
+			// HTTP/1.1 that began like the preface: its parser reads
+			// the part read so far first.
+			if _, end := c.h1.feed(h2Preface[:n], true, &c.q, &e.env); end != keepOpen {
+				e.finish(c, end == endLinger, reasonNormal)
+				return false
+			}
+			return true
+		}
+		c.sniff += uint8(m) // all of b goes on the line: read it
+		if c.in.off < c.in.end {
+			c.in.off = c.in.end
+		} else {
+			c.in.popHead(e.pool)
+		}
+	}
 }
 
 // newH2Conn is a fresh HTTP/2 connection state counting into the shard's
 // counters.
 func (e *engine) newH2Conn() *h2Conn {
-	x := &h2Conn{Conn: h2.New(h2Limits), delayed: make([]h2Delayed, 0, h2MaxStreams)}
+	x := &h2Conn{Conn: h2.New(e.h2Limits()), delayed: make([]h2Delayed, 0, h2MaxStreams)}
 	x.UseCounters(&e.h2ctr)
+	if e.custom != nil {
+		x.gran = newGranules(len(e.customBuf(0)))
+	}
 	return x
 }
 
-// takeH2 returns an HTTP/2 connection state from the free list, or a new
-// one: once per connection the shard has at most at once.
-func (e *engine) takeH2() *h2Conn {
+// takeH2 returns an HTTP/2 connection state for c from the free list, or
+// a new one: once per connection the shard has at most at once. Its
+// custom answers live in c's custom buffer.
+func (e *engine) takeH2(c *conn) *h2Conn {
+	var x *h2Conn
 	if n := len(e.h2free); n > 0 {
-		x := e.h2free[n-1]
+		x = e.h2free[n-1]
 		e.h2free = e.h2free[:n-1]
 		x.delayed, x.answers = x.delayed[:0], 0
-		return x
+	} else {
+		x = e.newH2Conn()
 	}
-	return e.newH2Conn()
+	x.arena = e.customBuf(c.slot)
+	x.gran.reset()
+	return x
 }
 
 // firstInput is the start of the connection's unframed input.
@@ -107,11 +164,21 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 	switch ev {
 	case h2.EventRequest:
 		*e.env.requests++
-		if x.Req.Complete {
-			e.answerH2(c, x.Req.Stream)
+		var src *h2Source
+		if e.env.knobs != nil {
+			if q := h2Query(x.Req.Path); q != nil {
+				e.h2src = h2Source{query: q, req: &x.Req}
+				src = &e.h2src
+			}
+		}
+		switch {
+		case x.Req.Complete:
+			e.answerH2(c, x.Req.Stream, src)
+		case src != nil:
+			e.h2Knobs(c, x.Req.Stream, src, true) // its answer waits for the body's end
 		}
 	case h2.EventComplete:
-		e.answerH2(c, x.Done)
+		e.completeH2(c, x.Done)
 	}
 	e.h2Tags(c)
 	if e.draining && !x.Draining() {
@@ -125,54 +192,84 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 	}
 }
 
-// h2Conn is an HTTP/2 connection's protocol state and the streams whose
-// answers wait for their delay.
+// h2Conn is an HTTP/2 connection's protocol state, the streams whose
+// answers wait, and the custom buffer their custom answers live in.
 type h2Conn struct {
 	*h2.Conn
-	delayed []h2Delayed // at most one per open stream: never grows
+	delayed []h2Delayed // at most one per open stream: never grows (dropGone)
 	answers uint32      // streams answered (the keep-alive limit, the close mix)
+	arena   []byte      // the slot's custom buffer; nil without knobs
+	gran    granules    // arena's granules
 }
 
-// h2Delayed is a stream whose answer waits until at: its kind and the
-// response set it was framed with (held).
+// h2Delayed is a stream whose answer waits until at, or for the end of
+// its request's body (waitBody: at is then the delay that follows).
 type h2Delayed struct {
-	at  int64
-	id  uint32
-	set uint16
-	v   variant
+	at       int64
+	id       uint32
+	waitBody bool
+	a        h2Answer
 }
 
-// answerH2 answers stream id with the current behaviour's answer: a kind
-// drawn from the mixes, at once or after a delay drawn from the delay
-// mix. A delayed stream waits on its own; the others go on. When the
-// keep-alive limit or the close mix ends the connection after this
-// answer, GOAWAY goes with it (the client opens a new connection).
-func (e *engine) answerH2(c *conn, id uint32) {
-	x := c.h2
-	v := kindVariant(e.env.kind(), vOK)
-	set := e.sets.cur
-	e.sets.hold(set) // until the stream hands its tag back
-	x.answers++
-	if e.env.closeAll || e.env.endByPolicy(x.answers) {
-		x.GoAway() // close mode, the keep-alive limit, the close mix
-	}
-	if at := e.env.due(); at > 0 {
-		x.delayed = append(x.delayed, h2Delayed{at: at, id: id, set: set, v: v})
-		e.armH2Timer(c)
+// answerH2 answers stream id by its knobs (src, nil without any), or
+// with the current behaviour's answer: a kind drawn from the mixes, at
+// once or after a delay drawn from the delay mix. A delayed stream waits
+// on its own; the others go on.
+func (e *engine) answerH2(c *conn, id uint32, src *h2Source) {
+	if src != nil && e.h2Knobs(c, id, src, false) {
 		return
 	}
-	e.respondH2(c, id, set, v)
+	e.h2Policy(c)
+	a := h2Answer{set: e.sets.cur, v: kindVariant(e.env.kind(), vOK)}
+	e.h2Place(c, id, a, e.env.due(), false, nil)
 }
 
-// respondH2 hands stream id its answer of variant v from set (held).
-func (e *engine) respondH2(c *conn, id uint32, set uint16, v variant) {
-	p := &e.sets.at(set)[v]
-	if !c.h2.Respond(id, p.h2, p.bodyOf(), uint32(set)) {
-		e.sets.release(set) // the client reset the stream meanwhile
+// h2Policy counts an answer on c: when the keep-alive limit, the close
+// mix or close mode ends the connection after it, GOAWAY goes with it
+// (the client opens a new connection).
+func (e *engine) h2Policy(c *conn) {
+	x := c.h2
+	x.answers++
+	if e.env.closeAll || e.env.endByPolicy(x.answers) {
+		x.GoAway()
+	}
+}
+
+// respondH2 hands stream id its answer a (its set held); head is its
+// header block when it lies in the shard's scratch.
+func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
+	var body, tail []byte
+	status := 0
+	if a.v != vCustom {
+		p := &e.sets.at(a.set)[a.v]
+		head, body, status = p.h2, p.bodyOf(), p.status
+	} else {
+		status = int(a.status)
+		run := c.h2.run(a.gran)
+		if head == nil {
+			head = run[:a.head]
+		}
+		switch a.src {
+		case h2BodySet:
+			body = e.sets.at(a.set)[a.bv].bodyOf()
+		case h2BodyPattern:
+			body = e.env.pattern[:a.n]
+			if a.n > 1 {
+				body, tail = body[:a.n-1], h2Newline // a pattern body ends in a newline
+			}
+		case h2BodyRun:
+			body = run[a.head : int64(a.head)+a.n]
+		}
+		if !e.statusSeen[status] {
+			e.noteStatus(status) // a status only a knob asked for
+		}
+	}
+	if !c.h2.RespondParts(id, head, body, tail, a.tag()) {
+		e.h2Let(c, a.tag()) // the client reset the stream meanwhile
 		return
 	}
 	e.local[cH2Streams]++
-	e.byStatus[p.status]++
+	e.byStatus[status]++
 }
 
 // h2Due answers the delayed streams whose time has come, and sets the
@@ -181,13 +278,13 @@ func (e *engine) h2Due(c *conn) {
 	x := c.h2
 	for i := 0; i < len(x.delayed); {
 		d := x.delayed[i]
-		if d.at > e.now {
+		if d.waitBody || d.at > e.now {
 			i++
 			continue
 		}
 		x.delayed[i] = x.delayed[len(x.delayed)-1]
 		x.delayed = x.delayed[:len(x.delayed)-1]
-		e.respondH2(c, d.id, d.set, d.v)
+		e.respondH2(c, d.id, &d.a, nil)
 	}
 	e.h2Tags(c)
 	e.armH2Timer(c)
@@ -198,13 +295,15 @@ func (e *engine) h2Due(c *conn) {
 
 // armH2Timer sets the connection's timer for its earliest delayed stream.
 func (e *engine) armH2Timer(c *conn) {
-	if len(c.h2.delayed) == 0 {
+	next := int64(0)
+	for _, d := range c.h2.delayed {
+		if !d.waitBody && (next == 0 || d.at < next) {
+			next = d.at
+		}
+	}
+	if next == 0 {
 		e.timers.cancel(c.slot)
 		return
-	}
-	next := c.h2.delayed[0].at
-	for _, d := range c.h2.delayed[1:] {
-		next = min(next, d.at)
 	}
 	e.timers.set(c.slot, next)
 }
@@ -216,7 +315,7 @@ func (e *engine) h2Tags(c *conn) {
 		if !ok {
 			return
 		}
-		e.sets.release(uint16(tag))
+		e.h2Let(c, tag)
 	}
 }
 
@@ -282,11 +381,12 @@ func (e *engine) releaseH2(c *conn) {
 		e.local[cH2AbuseStalled]++ // answers held by a window the client never opened
 	}
 	for _, d := range x.delayed {
-		e.sets.release(d.set)
+		e.h2Let(c, d.a.tag())
 	}
 	x.delayed = x.delayed[:0]
 	x.Abandon()
 	e.h2Tags(c)
+	x.arena = nil
 	e.h2free = append(e.h2free, x)
 	c.h2 = nil
 }

@@ -322,3 +322,46 @@ func TestServeH2KeepAliveLimit(t *testing.T) {
 		return ts.total(func(s Stats) uint64 { return s.Counters[cH2Conns] }) == 4
 	})
 }
+
+// TestServeH2PrefaceInPieces: a client preface that arrives a few bytes
+// at a time is HTTP/2 all the same, and a request line that begins like
+// it and then differs is HTTP/1.1's, whole.
+func TestServeH2PrefaceInPieces(t *testing.T) {
+	ts := startServer(t, modes[0], nil)
+	c := ts.dial(t)
+	var start bytes.Buffer
+	start.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&start, nil)
+	_ = fr.WriteSettings()
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x82, 0x86, 0x84, 0x41, 1, 't'}, EndStream: true, EndHeaders: true})
+	b := start.Bytes()
+	for i := 0; i < len(b); i += 3 {
+		if _, err := c.Write(b[i:min(i+3, len(b))]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // each piece its own segment and recv
+	}
+	rd := http2.NewFramer(nil, c)
+	for {
+		f, err := rd.ReadFrame()
+		if err != nil {
+			t.Fatalf("no answer on stream 1: %v", err)
+		}
+		if d, ok := f.(*http2.DataFrame); ok && d.StreamID == 1 && d.StreamEnded() {
+			break
+		}
+		if _, ok := f.(*http2.GoAwayFrame); ok {
+			t.Fatalf("GOAWAY: %v", f)
+		}
+	}
+
+	c = ts.dial(t)
+	for _, piece := range []string{"PRI * HT", "TP/1.1\r\nHost: t\r\n\r\n"} {
+		io.WriteString(c, piece)
+		time.Sleep(2 * time.Millisecond)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.ProtoMajor != 1 {
+		t.Fatalf("a request line like the preface's: %v %v", resp, err)
+	}
+}

@@ -59,8 +59,15 @@ func (e *engine) slotBuf(slot uint32) []byte {
 // input runs out, the answer queue is full, or the protocol ends the
 // connection.
 func (e *engine) frame(c *conn) {
-	if c.h2 == nil && e.cfg.H2C != H2COff && c.h1.answers == 0 {
-		e.maybeH2(c, e.firstInput(c))
+	if c.h2 == nil && c.h1.answers == 0 && !c.h1.midRequest {
+		switch e.cfg.H2C {
+		case H2CAuto:
+			if !e.sniffH2(c) {
+				return
+			}
+		case H2COnly:
+			e.maybeH2(c)
+		}
 	}
 	if c.h2 != nil {
 		e.frameH2(c)
@@ -114,7 +121,14 @@ func (e *engine) frame(c *conn) {
 // settings are not valid, the usual HTTP/1.1 answer.
 func (e *engine) onUpgrade(c *conn) {
 	req := c.h1.parser.Request()
-	if !e.upgradeH2(c, req.Method == httpwire.MethodHead) {
+	var src *h2Source
+	if x := &c.h1.cust; x.capLen > 0 {
+		head := x.buf[customHeadroom : customHeadroom+x.capLen]
+		e.h2src = h2Source{query: head[req.QueryStart:req.QueryEnd], h1: echoOf(head)}
+		src = &e.h2src
+		x.capLen = 0
+	}
+	if !e.upgradeH2(c, req.Method == httpwire.MethodHead, src) {
 		// Answered as HTTP/1.1, by its rules (knobs and delays aside).
 		closeAfter := e.env.closeAll || !req.KeepAlive || e.env.endByPolicy(c.h1.answers)
 		c.q.push(kindVariant(e.env.kind(), answerVariant(req, closeAfter)), &e.sets)

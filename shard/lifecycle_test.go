@@ -3,9 +3,12 @@ package shard
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // requestMenu is what a model peer may send, whole or cut anywhere.
@@ -124,7 +127,12 @@ func runLifecycle(t testing.TB, script []byte) {
 			k.connect()
 		case 1, 2: // a peer sends a request, or part of one
 			if s := k.sock(arg); s != nil && !s.peerEOF {
-				text := requestMenu[int(next())%len(requestMenu)]
+				i := int(next()) % (len(requestMenu) + len(h2Menu))
+				if i >= len(requestMenu) && (s.h2 || len(s.rx) == 0 && s.requests == 0 && len(s.tx) == 0) {
+					s.send(s.h2Send(i - len(requestMenu))) // HTTP/2 frames, whole
+					break
+				}
+				text := requestMenu[i%len(requestMenu)]
 				if arg&0x80 != 0 {
 					text = text[:int(arg)%len(text)]
 				}
@@ -238,7 +246,7 @@ func (k *fakeKernel) notif(b byte) *fakeOp {
 // lifecycle: results, EOF, resets, short sends, cancels, multishot and
 // zero-copy flags, timeouts, drain and Date refreshes.
 func FuzzLifecycle(f *testing.F) {
-	for _, seed := range lifecycleSeeds {
+	for _, seed := range slices.Concat(lifecycleSeeds, h2Seeds) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, script []byte) { runLifecycle(t, script) })
@@ -278,9 +286,30 @@ var lifecycleSeeds = [][]byte{
 	{128 | 1 | 64, 0, 0, 1, 0, 15, 1, 0, 14, 3, 0, 2, 3, 0, 2, 9, 2, 3, 0, 2, 1, 0, 16, 3, 0, 2, 8, 5, 3, 1, 2, 9, 0, 3, 0, 2},
 }
 
+// h2Seeds are scripts of HTTP/2 peers with knobs: streams at once and
+// delayed, an echo, a body that comes later, a reset, a drain while
+// streams wait; the keep-alive limit; close mode.
+var h2Seeds = func() [][]byte {
+	whole := bytes.Repeat([]byte{3, 0, 2, 3, 1, 2, 3, 2, 2}, 6) // completions of any op, whole
+	// send is the events by which the first peer sends h2Menu[i].
+	send := func(i ...int) []byte {
+		var b []byte
+		for _, m := range i {
+			b = append(b, 1, 0, byte(len(requestMenu)+m))
+		}
+		return b
+	}
+	return [][]byte{
+		slices.Concat([]byte{128, 0, 0}, send(0, 1, 2), whole, send(3, 6), whole, []byte{8, 2}, whole, send(4), whole, []byte{9, 0}, whole, []byte{8, 20}, whole),
+		slices.Concat([]byte{128 | 1 | 64, 0, 0}, send(2, 5), whole, send(7), whole, []byte{7, 0, 8, 3}),
+		slices.Concat([]byte{32 | 8, 0, 0}, send(0, 0, 0), whole, []byte{6, 0}),
+		slices.Concat([]byte{128 | 2, 0, 0}, send(1, 4, 7), whole, []byte{8, 5}, whole),
+	}
+}()
+
 // TestLifecycleSeeds runs the seeds as a plain test.
 func TestLifecycleSeeds(t *testing.T) {
-	for _, s := range lifecycleSeeds {
+	for _, s := range slices.Concat(lifecycleSeeds, h2Seeds) {
 		runLifecycle(t, s)
 	}
 }
@@ -689,4 +718,38 @@ func TestLifecycleSplice(t *testing.T) {
 	if n := e.local[cSpliced] - before; n != 2 {
 		t.Fatalf("%d answers spliced after the drain, want 2", n)
 	}
+}
+
+// h2Menu is what a model HTTP/2 peer may send after its preface: streams
+// with knobs (plain paths without RequestKnobs), a body that follows its
+// head, a cancel, control frames. Each takes the peer's next stream id.
+var h2Menu = []func(p *h2Peer, id uint32){
+	func(p *h2Peer, id uint32) { p.request(id, "GET", "/?status=503:50,201&size=30", true) },
+	func(p *h2Peer, id uint32) { p.request(id, "GET", "/?delay=60ms&echo=1", true, "x-y", "z") },
+	func(p *h2Peer, id uint32) {
+		p.request(id, "POST", "/?status=202&size=25000", false, "content-length", "3")
+		_ = p.fr.WriteData(id, true, []byte("abc"))
+	},
+	func(p *h2Peer, id uint32) { p.request(id, "POST", "/?echo=1&delay=60ms", false) }, // its body never ends
+	func(p *h2Peer, id uint32) { p.request(id, "HEAD", "/?close=1", true) },
+	func(p *h2Peer, id uint32) {
+		p.request(id, "GET", "/?status=abc", true)
+		_ = p.fr.WritePing(false, [8]byte{1})
+	},
+	func(p *h2Peer, id uint32) {
+		p.request(id, "GET", "/?delay=600ms", true)
+		_ = p.fr.WriteRSTStream(id, http2.ErrCodeCancel) // the client gives up
+	},
+	func(p *h2Peer, id uint32) { p.request(id, "GET", "/", true) },
+}
+
+// h2Send is the bytes of h2Menu[i] on s's next stream, after the preface
+// if s has sent nothing yet.
+func (s *fakeSock) h2Send(i int) string {
+	if s.peer == nil {
+		s.peer, s.nextStream = newH2Peer(), 1
+	}
+	h2Menu[i](s.peer, s.nextStream)
+	s.nextStream += 2
+	return s.peer.take()
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,9 @@ func curlAnswer(t *testing.T, curl string, args ...string) (head, body string) {
 		t.Fatalf("curl %v: %v", args, err)
 	}
 	h, b, _ := strings.Cut(string(out), "\r\n\r\n")
+	if strings.HasPrefix(h, "HTTP/1.1 101 ") {
+		h, b, _ = strings.Cut(b, "\r\n\r\n") // Upgrade: the answer follows
+	}
 	return h, b
 }
 
@@ -136,5 +141,64 @@ func TestKnobMixRatios(t *testing.T) {
 	}
 	t.Logf("statuses %v, %d delayed", got, slow)
 	c.Close()
+	p.stop(t)
+}
+
+// TestKnobsOverH2: the knobs on HTTP/2 streams, with real clients: curl
+// with prior knowledge and by Upgrade (the upgraded request's knobs apply
+// on stream 1), nghttp, and h2load with a status mix on many streams at
+// once.
+func TestKnobsOverH2(t *testing.T) {
+	curl := needTool(t, "curl")
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--max-body-size", "100000", "--max-delay", "2s")
+	for _, how := range []string{"--http2-prior-knowledge", "--http2"} {
+		head, body := curlAnswer(t, curl, how, p.url("/any?status=503&header=X-Knob:yes"))
+		if !strings.HasPrefix(head, "HTTP/2 503") || !strings.Contains(head, "\r\nx-knob: yes") || body != "Have a nice day!" {
+			t.Errorf("%s status=503: %q %q", how, head, body)
+		}
+		head, body = curlAnswer(t, curl, how, p.url("/?size=70000"))
+		if !strings.HasPrefix(head, "HTTP/2 200") || !strings.Contains(head, "content-length: 70000") || body != string(shard.PatternBody(70000)) {
+			t.Errorf("%s size=70000: %q and %d bytes", how, head, len(body))
+		}
+		_, body = curlAnswer(t, curl, how, "-H", "X-Forwarded-For: 10.1.2.3", p.url("/who?echo=1"))
+		if !strings.Contains(body, "/who?echo=1 HTTP/") || !strings.Contains(body, "10.1.2.3\r\n") {
+			t.Errorf("%s echo=1: %q", how, body)
+		}
+		head, body = curlAnswer(t, curl, how, p.url("/?status=abc"))
+		if !strings.HasPrefix(head, "HTTP/2 400") || !strings.HasPrefix(body, "Bad Request: status:") {
+			t.Errorf("%s status=abc: %q %q", how, head, body)
+		}
+		t0 := time.Now()
+		curlAnswer(t, curl, how, p.url("/?delay=300ms"))
+		if d := time.Since(t0); d < 300*time.Millisecond || d > 1500*time.Millisecond {
+			t.Errorf("%s delay=300ms took %v", how, d)
+		}
+	}
+	// A delayed stream and one at once on the same connection: the one at
+	// once is not held back.
+	if nghttp, err := exec.LookPath("nghttp"); err == nil {
+		t0 := time.Now()
+		out, err := exec.Command(nghttp, "-v", "-n", p.url("/?delay=1s"), p.url("/?status=201")).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), ":status: 201") || !strings.Contains(string(out), ":status: 200") {
+			t.Errorf("nghttp: %v\n%s", err, out)
+		}
+		if d := time.Since(t0); d < time.Second {
+			t.Errorf("nghttp took %v, want the 1 s delay", d)
+		}
+	}
+	h2load := needTool(t, "h2load")
+	out, err := exec.Command(h2load, "-n", "20000", "-c", "4", "-m", "32", p.url("/?status=503:25,201")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("h2load: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`status codes: (\d+) 2xx, \d+ 3xx, \d+ 4xx, (\d+) 5xx`).FindSubmatch(out)
+	if m == nil || !strings.Contains(string(out), "20000 done") || !strings.Contains(string(out), " 0 errored, 0 timeout") { // h2load counts 5xx as failed
+		t.Fatalf("h2load:\n%s", out)
+	}
+	ok, _ := strconv.Atoi(string(m[1]))
+	failed, _ := strconv.Atoi(string(m[2]))
+	if share := float64(failed) / 20000; ok+failed != 20000 || math.Abs(share-0.25) > 0.02 {
+		t.Errorf("h2load: %d 2xx, %d 5xx; want a quarter 503", ok, failed)
+	}
 	p.stop(t)
 }

@@ -24,6 +24,14 @@ type Limits struct {
 	MaxField       int    // bytes of one decoded name or value; default 8 KiB
 	OutBuffer      int    // bytes of the output buffer; default 64 KiB
 	FloodPerSecond int    // SETTINGS, PING and RST_STREAM frames (and empty frames) a second before ENHANCE_YOUR_CALM; default 1000
+	// HeadRoom is the largest answer header block Respond writes at
+	// once: Feed reads a frame only with room for one left, and DATA
+	// leaves it free. Default 4 KiB, at most a quarter of OutBuffer.
+	HeadRoom int
+	// FieldsFor keeps the regular fields of a request whose :path
+	// holds it, as text in Request.Fields (an echo of the request); the
+	// others' are checked and dropped. "": none are kept.
+	FieldsFor string
 }
 
 func (l *Limits) setDefaults() {
@@ -45,6 +53,8 @@ func (l *Limits) setDefaults() {
 	def(&l.MaxField, 8<<10)
 	def(&l.OutBuffer, 64<<10)
 	def(&l.FloodPerSecond, 1000)
+	def(&l.HeadRoom, 4<<10)
+	l.HeadRoom = min(l.HeadRoom, l.OutBuffer/4) // DATA keeps the rest
 }
 
 // Event is what Feed stopped for.
@@ -72,8 +82,9 @@ type Request struct {
 	Method    []byte
 	Path      []byte
 	Authority []byte
-	Head      bool // HEAD: answer without a body
-	Complete  bool // END_STREAM came with the head: answer now
+	Fields    []byte // with Limits.FieldsFor: "name: value\r\n" for each regular field
+	Head      bool   // HEAD: answer without a body
+	Complete  bool   // END_STREAM came with the head: answer now
 }
 
 // FrameKinds is the frame types counted apart: RFC 9113's, and the rest
@@ -119,6 +130,7 @@ type stream struct {
 	gotLen   int64  // DATA payload received
 	hdr      []byte // the answer's header block, not yet sent
 	body     []byte // the answer's body not yet sent
+	tail     []byte // the rest of the body, after body (RespondParts)
 	slot     int32  // its index in Conn.streams
 	next     int32  // in the pending list (streams with body to send); -1 end
 	inList   bool
@@ -164,6 +176,7 @@ type Conn struct {
 	hFate       uint8      // what the block does once decoded (fateNew, ...)
 	hCode       w.ErrCode  // fateReset: the code
 	reqBuf      []byte     // Req's bytes
+	fieldBuf    []byte     // Req.Fields' bytes (Limits.KeepFields)
 	doneTags    []uint32   // tags of answered streams that ended, for DoneTag
 	resets      [32]uint32 // streams we reset lately: their late frames are read away
 	resetAt     int
@@ -221,6 +234,7 @@ func New(lim Limits) *Conn {
 		fbuf:      make([]byte, 0, w.DefaultMaxFrameSize),
 		hbuf:      make([]byte, 0, lim.MaxHeaderBlock+w.DefaultMaxFrameSize),
 		reqBuf:    make([]byte, 0, 3*lim.MaxField),
+		fieldBuf:  make([]byte, 0, fieldBufSize(lim)),
 		doneTags:  make([]uint32, 0, lim.MaxStreams),
 		streams:   make([]stream, lim.MaxStreams),
 		index:     make([]int16, indexSize(lim.MaxStreams)),
@@ -268,7 +282,7 @@ func (c *Conn) ResetUpgrade(settings []byte, head bool) bool {
 // reset clears every state of the connection.
 func (c *Conn) reset() {
 	*c = Conn{
-		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], doneTags: c.doneTags[:0],
+		lim: c.lim, dec: c.dec, fbuf: c.fbuf[:0], hbuf: c.hbuf[:0], reqBuf: c.reqBuf[:0], fieldBuf: c.fieldBuf[:0], doneTags: c.doneTags[:0],
 		streams: c.streams, index: c.index, freeSlots: c.freeSlots[:0], out: c.out[:0],
 		Counters: c.Counters,
 		pending:  -1, pendTail: -1,
@@ -323,6 +337,20 @@ func (c *Conn) room() int { return cap(c.out) - len(c.out) }
 // GOAWAY) when DATA fills the output.
 const ctlReserve = 512
 
+// reserve is the room Feed needs to read a frame and DATA leaves: the
+// control frames' and one answer header block's, so a request just read
+// can have its HEADERS written at once (Respond).
+func (c *Conn) reserve() int { return ctlReserve + w.HeaderLen + c.lim.HeadRoom }
+
+// fieldBufSize is the room Request.Fields needs: every field of a list
+// within MaxHeaderBlock, as text, takes fewer bytes than it counts for.
+func fieldBufSize(lim Limits) int {
+	if lim.FieldsFor == "" {
+		return 0
+	}
+	return lim.MaxHeaderBlock
+}
+
 // Feed consumes received bytes until it has an event for the caller or
 // the output is too full to answer what comes next. It returns the bytes
 // it consumed; the caller feeds the rest again after handling the event.
@@ -332,7 +360,7 @@ func (c *Conn) Feed(in []byte, now int64) (int, Event) {
 		if c.state == csGoingAway {
 			return len(in), c.closeEvent() // read away
 		}
-		if c.room() < ctlReserve {
+		if c.room() < c.reserve() {
 			c.Counters.OutputStalled++
 			return n, EventNone
 		}
@@ -346,6 +374,7 @@ func (c *Conn) Feed(in []byte, now int64) (int, Event) {
 			c.prefaceGot += k
 			if c.prefaceGot == len(w.ClientPreface) {
 				c.state = csSettings
+				c.pump() // an upgraded stream's DATA (writeSome)
 			}
 			continue
 		}

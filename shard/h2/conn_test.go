@@ -24,7 +24,7 @@ func clientBytes(n int, extra func(fr *http2.Framer)) []byte {
 	enc := hpack.NewEncoder(&hb)
 	for i := range n {
 		hb.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/" + strconv.Itoa(i)}, {":authority", "t"}} {
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":path", "/" + strconv.Itoa(i)}, {":authority", "t"}, {"user-agent", "h2load nghttp2/1.52.0"}, {"accept-encoding", "gzip, deflate"}} {
 			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
 		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true})
@@ -174,16 +174,26 @@ func run2(c *Conn, in []byte, a answer) {
 	c.Sent(len(c.Output()))
 }
 
+// BenchmarkStreams: 100 GET streams on one connection, with the
+// request's fields kept (an echo may need them) and without.
 func BenchmarkStreams(b *testing.B) {
-	a := newAnswer(200, "Have a nice day!")
-	c := New(Limits{})
-	in := clientBytes(100, nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		c.Reset()
-		run2(c, in, a)
+	for _, keep := range []bool{false, true} {
+		b.Run("keepFields="+strconv.FormatBool(keep), func(b *testing.B) {
+			a := newAnswer(200, "Have a nice day!")
+			lim := Limits{}
+			if keep {
+				lim.FieldsFor = "/" // every path
+			}
+			c := New(lim)
+			in := clientBytes(100, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Reset()
+				run2(c, in, a)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/stream")
+		})
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/stream")
 }
 
 // FuzzConn feeds arbitrary bytes after a valid start, in arbitrary
@@ -199,8 +209,8 @@ func FuzzConn(f *testing.F) {
 	})[len(w.ClientPreface):], uint8(1))
 	a := newAnswer(200, "Have a nice day!")
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
-		c := New(Limits{MaxStreams: 8, OutBuffer: 4096})
-		outCap := cap(c.Output())
+		c := New(Limits{MaxStreams: 8, OutBuffer: 4096, FieldsFor: "/"})
+		outCap, fieldCap := cap(c.Output()), cap(c.fieldBuf)
 		in := append([]byte(w.ClientPreface), data...)
 		s := int(step)%64 + 1
 		for rounds := 0; len(in) > 0 && !c.Closing(); rounds++ {
@@ -213,7 +223,7 @@ func FuzzConn(f *testing.F) {
 			}
 			in = in[k:]
 			answerEvent(c, ev, a)
-			if cap(c.Output()) != outCap || cap(c.doneTags) != 8 {
+			if cap(c.Output()) != outCap || cap(c.doneTags) != 8 || cap(c.fieldBuf) != fieldCap {
 				t.Fatal("a buffer grew")
 			}
 			if c.open < 0 || c.open > 8 {

@@ -1,6 +1,8 @@
 package h2
 
 import (
+	"bytes"
+
 	w "zerosys/shard/h2wire"
 )
 
@@ -50,7 +52,7 @@ func (c *Conn) endHeaders() Event {
 		}
 		s.state = stHalfClosedRemo
 	}
-	c.Req.Stream, c.Req.Complete = id, end
+	c.Req.Stream, c.Req.Complete, c.Req.Fields = id, end, c.fieldBuf
 	c.Req.Head = string(c.Req.Method) == "HEAD"
 	s.head = c.Req.Head
 	return EventRequest
@@ -71,8 +73,9 @@ type fields struct {
 // the HPACK table must stay in step with the peer's.
 func (c *Conn) decodeFields(trailers bool) (fields, error) {
 	f := fields{contentLength: -1}
-	c.reqBuf = c.reqBuf[:0]
+	c.reqBuf, c.fieldBuf = c.reqBuf[:0], c.fieldBuf[:0]
 	c.Req = Request{}
+	keep := false
 	regular := false
 	size := 0
 	c.dec.Start(c.hbuf)
@@ -120,10 +123,18 @@ func (c *Conn) decodeFields(trailers bool) (fields, error) {
 			}
 			continue
 		}
+		if !regular {
+			// The pseudo-fields came first (§8.3): the path is known.
+			keep = c.lim.FieldsFor != "" && !trailers && bytes.Contains(c.Req.Path, []byte(c.lim.FieldsFor))
+		}
 		regular = true
 		if !validName(name) {
 			f.malformed = true
 			continue
+		}
+		if keep {
+			// Within the list's bound: the room is there (fieldBufSize).
+			c.fieldBuf = append(append(append(append(c.fieldBuf, name...), ": "...), value...), "\r\n"...)
 		}
 		switch string(name) {
 		case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":

@@ -79,7 +79,7 @@ func (c *Conn) release(s *stream) {
 	if s.answered {
 		c.doneTags = append(c.doneTags, s.tag) // room for every stream: never grows
 	}
-	s.state, s.body, s.hdr = stIdle, nil, nil
+	s.state, s.body, s.tail, s.hdr = stIdle, nil, nil, nil
 	c.open--
 }
 
@@ -99,23 +99,49 @@ func (c *Conn) wasReset(id uint32) bool {
 	return false
 }
 
-// Respond answers the complete request on stream with a prepared HPACK
-// header block and a body (ignored for a HEAD). Both must stay unchanged
-// until the stream is done: then tag comes out of DoneTag, whether the
-// answer went out whole or the stream was reset first. It reports false
-// when the stream is gone (reset by the peer); tag is then not kept.
+// Respond answers the complete request on stream id with an HPACK
+// header block and a body (ignored for a HEAD). The header block is
+// written into the output at once when HeadFits says so (a block built
+// for one stream may then be reused at once); otherwise it must stay
+// unchanged until the stream is done, like the body: then tag comes out
+// of DoneTag, whether the answer went out whole or the stream was reset
+// first. It reports false when the stream is gone (reset by the peer);
+// tag is then not kept.
 func (c *Conn) Respond(id uint32, head, body []byte, tag uint32) bool {
+	return c.RespondParts(id, head, body, nil, tag)
+}
+
+// RespondParts is Respond with a body in two parts, body then tail, sent
+// as if they were one.
+func (c *Conn) RespondParts(id uint32, head, body, tail []byte, tag uint32) bool {
 	s := c.find(id)
 	if s == nil || s.state != stHalfClosedRemo || s.answered {
 		return false
 	}
 	s.answered, s.hdr, s.tag = true, head, tag
 	if !s.head {
-		s.body = body
+		s.body, s.tail = body, tail
+		if len(s.body) == 0 {
+			s.body, s.tail = tail, nil
+		}
+	}
+	if c.HeadFits(len(head)) {
+		c.writeHead(s) // before the DATA of streams already listed
+		if s.state == stIdle {
+			return true // no body: the stream is done
+		}
 	}
 	c.list(s)
 	c.pump()
 	return true
+}
+
+// HeadFits reports whether Respond would write a header block of n bytes
+// into the output at once. Right after Feed returned a request, it does
+// for a block of up to Limits.HeadRoom bytes.
+func (c *Conn) HeadFits(n int) bool {
+	frames := (n + int(c.peerMaxFrame) - 1) / int(c.peerMaxFrame)
+	return c.room() >= n+w.HeaderLen*max(frames, 1)+ctlReserve
 }
 
 // DoneTag returns the tag of a stream whose answer no longer needs its
@@ -139,6 +165,10 @@ func (c *Conn) Abandon() {
 		}
 	}
 }
+
+// Open reports whether stream id is open: the peer has not reset it and
+// its answer is not all in the output.
+func (c *Conn) Open(id uint32) bool { return c.find(id) != nil }
 
 // ResetStream refuses or abandons stream id (the caller's choice, e.g. a
 // request it will not answer).
@@ -214,51 +244,33 @@ func (c *Conn) pump() {
 // reports whether it wrote, and whether the output is full.
 func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	if s.hdr != nil {
-		n := len(s.hdr)
-		frames := (n + int(c.peerMaxFrame) - 1) / int(c.peerMaxFrame)
-		if c.room() < n+w.HeaderLen*max(frames, 1)+ctlReserve {
+		if !c.HeadFits(len(s.hdr)) {
 			return false, true
 		}
-		flags := uint8(w.FlagEndHeaders)
-		if len(s.body) == 0 {
-			flags |= w.FlagEndStream
-		}
-		first := min(n, int(c.peerMaxFrame))
-		if first < n {
-			flags &^= w.FlagEndHeaders
-		}
-		c.out = w.AppendHeader(c.out, uint32(first), w.FrameHeaders, flags, s.id)
-		c.out = append(c.out, s.hdr[:first]...)
-		for off := first; off < n; {
-			k := min(n-off, int(c.peerMaxFrame))
-			var f uint8
-			if off+k == n {
-				f = w.FlagEndHeaders
-			}
-			c.out = w.AppendHeader(c.out, uint32(k), w.FrameContinuation, f, s.id)
-			c.out = append(c.out, s.hdr[off:off+k]...)
-			off += k
-		}
-		s.hdr = nil
-		s.state = stAnswering
-		c.progress++
-		if len(s.body) == 0 {
-			c.finish(s)
-		}
+		c.writeHead(s)
 		return true, false
 	}
+	if c.state == csPreface {
+		// An upgraded connection (ResetUpgrade) sends DATA only once
+		// the client's preface is in: a client may read the 101 and what
+		// follows into one buffer (curl 7.88's holds 32 KiB).
+		return false, false
+	}
 	k := int64(len(s.body))
-	k = min(k, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-ctlReserve))
+	k = min(k, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-c.reserve()))
 	if k <= 0 {
-		return false, c.room() < w.HeaderLen+ctlReserve+1
+		return false, c.room() < w.HeaderLen+c.reserve()+1
 	}
 	var flags uint8
-	if k == int64(len(s.body)) {
+	if k == int64(len(s.body)) && len(s.tail) == 0 {
 		flags = w.FlagEndStream
 	}
 	c.out = w.AppendHeader(c.out, uint32(k), w.FrameData, flags, s.id)
 	c.out = append(c.out, s.body[:k]...)
 	s.body = s.body[k:]
+	if len(s.body) == 0 {
+		s.body, s.tail = s.tail, nil
+	}
 	c.sendWin -= k
 	s.sendWin -= k
 	c.progress++
@@ -266,6 +278,39 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 		c.finish(s)
 	}
 	return true, false
+}
+
+// writeHead writes stream s's HEADERS (and CONTINUATIONs past the peer's
+// frame size); the caller checked HeadFits. A stream without a body is
+// done.
+func (c *Conn) writeHead(s *stream) {
+	n := len(s.hdr)
+	flags := uint8(w.FlagEndHeaders)
+	if len(s.body) == 0 {
+		flags |= w.FlagEndStream
+	}
+	first := min(n, int(c.peerMaxFrame))
+	if first < n {
+		flags &^= w.FlagEndHeaders
+	}
+	c.out = w.AppendHeader(c.out, uint32(first), w.FrameHeaders, flags, s.id)
+	c.out = append(c.out, s.hdr[:first]...)
+	for off := first; off < n; {
+		k := min(n-off, int(c.peerMaxFrame))
+		var f uint8
+		if off+k == n {
+			f = w.FlagEndHeaders
+		}
+		c.out = w.AppendHeader(c.out, uint32(k), w.FrameContinuation, f, s.id)
+		c.out = append(c.out, s.hdr[off:off+k]...)
+		off += k
+	}
+	s.hdr = nil
+	s.state = stAnswering
+	c.progress++
+	if len(s.body) == 0 {
+		c.finish(s)
+	}
 }
 
 // finish ends a stream whose answer is all in the output.
@@ -276,7 +321,7 @@ func (c *Conn) finish(s *stream) {
 
 // CanFeed reports whether the output has room for what Feed may write:
 // when it has not, the caller sends first.
-func (c *Conn) CanFeed() bool { return c.room() >= ctlReserve }
+func (c *Conn) CanFeed() bool { return c.room() >= c.reserve() }
 
 // Progress counts the answer frames written: it stands still while every
 // answer waits for the client.
