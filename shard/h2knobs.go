@@ -39,6 +39,7 @@ type h2Answer struct {
 	status uint16
 	gran   uint16 // its run of the custom buffer, +1; 0: none
 	head   uint16 // bytes of header block at the run's start; 0: in the scratch
+	date   uint16 // where the Date value is in that header block
 	src    h2Body
 	bv     variant
 	n      int64
@@ -53,6 +54,7 @@ type h2Source struct {
 	query []byte      // the query of its target, without '?'
 	req   *h2.Request // its fields, for an echo; nil for an upgraded request
 	h1    []byte      // an upgraded request's HTTP/1.1 head, its echo
+	head  bool        // a HEAD request
 }
 
 // h2Query is the query of a :path, without '?'; nil when it has none.
@@ -77,29 +79,23 @@ func (e *engine) h2Knobs(c *conn, id uint32, src *h2Source, waitBody bool) bool 
 	a := h2Answer{set: e.sets.cur, v: vCustom}
 	if !parseKnobs(src.query, env.knobLim, k) {
 		*env.rejected++
-		e.h2Policy(c)
-		e.h2Refuse(c, id, k.err, a, waitBody)
+		e.h2Refuse(c, id, k.err, a, waitBody, src.head)
 		return true
 	}
 	if !k.any {
 		return false
 	}
-	e.h2Policy(c)
-	if k.close {
-		c.h2.GoAway()
-	}
 	var at int64
+	var bkt uint8
 	if d, drawn := k.delay.draw(env.rng); !drawn {
-		at = env.due() // the server's delay
+		at, bkt = env.drawDue() // the server's delay
 	} else if d > 0 {
-		*env.delayed++
-		env.delayHist.add(delayBucket(d), d)
-		at = env.now + d
+		at, bkt = env.now+d, delayBucket(d)
 	}
 	kind := env.kind()
 	if !k.status.given() && !k.size.given() && k.hlen == 0 && k.clen == 0 && !k.echo {
 		a.v = kindVariant(kind, vOK)
-		e.h2Place(c, id, a, at, waitBody, nil)
+		e.h2Place(c, id, a, h2When{at, bkt, k.close, waitBody}, nil)
 		return true
 	}
 	a.bv = kindVariant(kind, vOK)
@@ -116,10 +112,15 @@ func (e *engine) h2Knobs(c *conn, id uint32, src *h2Source, waitBody bool) bool 
 	if k.echo {
 		if bodiless(status) || emptyBody(status) {
 			*env.rejected++
-			e.h2Refuse(c, id, errKnobEchoBody, a, waitBody)
+			e.h2Refuse(c, id, errKnobEchoBody, a, waitBody, src.head)
 			return true
 		}
 		a.src, a.n = h2BodyRun, int64(h2EchoLen(src))
+		if a.n > int64(len(c.h2.arena)-customHeadroom) {
+			*env.rejected++
+			e.h2Refuse(c, id, errKnobEchoLarge, a, waitBody, src.head)
+			return true
+		}
 		if len(ctype) == 0 {
 			ctype = textPlain
 		}
@@ -128,27 +129,62 @@ func (e *engine) h2Knobs(c *conn, id uint32, src *h2Source, waitBody bool) bool 
 		a.src, a.n = h2BodyNone, 0
 	}
 	a.status = uint16(status)
-	head := e.appendH2Head(e.h2scratch[:0], status, a.n, ctype, k.headers[:k.hlen])
-	e.h2Custom(c, id, a, head, at, waitBody, src, "")
+	head, date := e.appendH2Head(e.h2scratch[:0], status, a.n, ctype, k.headers[:k.hlen])
+	if head, ok := e.h2Custom(c, id, &a, head, date, at > 0 || waitBody, src, "", src.head); ok {
+		e.h2Place(c, id, a, h2When{at, bkt, k.close, waitBody}, head)
+	}
 	return true
+}
+
+// errKnobEchoLarge refuses an echo of more than a connection's custom
+// buffer holds (HTTP/2 allows larger heads than HTTP/1.1's limit).
+const errKnobEchoLarge = "echo: the request is larger than an echo may be (--max-header-bytes)"
+
+// h2When is when an answer leaves: at (0: at once; the delay's histogram
+// bucket bkt), or once its request's body has ended (waitBody: at is then
+// a time as if it ended now); close sends GOAWAY after it (close=1).
+type h2When struct {
+	at       int64
+	bkt      uint8
+	close    bool
+	waitBody bool
+}
+
+// h2Commit counts an answer that is sure to go: its delay, the keep-alive
+// limit and the close mix, and close=1's GOAWAY.
+func (e *engine) h2Commit(c *conn, when h2When) {
+	e.env.countDelay(when.at, when.bkt)
+	e.h2Policy(c)
+	if when.close {
+		c.h2.GoAway()
+	}
 }
 
 // textPlain is the Content-Type of an echo and a 400.
 var textPlain = []byte("text/plain")
 
 // h2Refuse answers stream id 400, its body saying which knob and why.
-func (e *engine) h2Refuse(c *conn, id uint32, why string, a h2Answer, waitBody bool) {
+func (e *engine) h2Refuse(c *conn, id uint32, why string, a h2Answer, waitBody, isHead bool) {
 	a.v, a.status, a.src = vCustom, 400, h2BodyRun
 	a.n = int64(len("Bad Request: \n") + len(why))
-	head := e.appendH2Head(e.h2scratch[:0], 400, a.n, textPlain, nil)
-	e.h2Custom(c, id, a, head, 0, waitBody, nil, why)
+	head, date := e.appendH2Head(e.h2scratch[:0], 400, a.n, textPlain, nil)
+	if head, ok := e.h2Custom(c, id, &a, head, date, waitBody, nil, why, isHead); ok {
+		e.h2Place(c, id, a, h2When{waitBody: waitBody}, head)
+	}
 }
 
-// h2Custom lends a custom answer the run it needs, writes its body there
-// (the echo of src, or a 400 saying why), and places it.
-func (e *engine) h2Custom(c *conn, id uint32, a h2Answer, head []byte, at int64, waitBody bool, src *h2Source, why string) {
+// h2Custom lends custom answer a the run it needs, writes its body there
+// (the echo of src, or a 400 saying why; none for a HEAD) and, when it
+// waits or the output has no room for it now, its header block. It
+// returns the header block when it stays in the scratch; ok is false
+// when the connection's custom buffer has no room: the stream is refused
+// (REFUSED_STREAM, which a client may retry).
+func (e *engine) h2Custom(c *conn, id uint32, a *h2Answer, head []byte, date int, waits bool, src *h2Source, why string, isHead bool) (_ []byte, ok bool) {
 	x := c.h2
-	keepHead := at > 0 || waitBody || !x.HeadFits(len(head))
+	if isHead && a.src == h2BodyRun {
+		a.src = h2BodyNone // its length is said, its bytes never sent
+	}
+	keepHead := waits || !x.HeadFits(len(head))
 	size := 0
 	if keepHead {
 		size = len(head)
@@ -156,55 +192,64 @@ func (e *engine) h2Custom(c *conn, id uint32, a h2Answer, head []byte, at int64,
 	if a.src == h2BodyRun {
 		size += int(a.n)
 	}
-	if size > 0 {
-		start, ok := x.gran.alloc(size)
-		if !ok {
-			x.ResetStream(id, w.ErrCodeRefusedStream) // no room: the client may retry it
-			return
-		}
-		a.gran = uint16(start + 1)
-		run := x.run(a.gran)
-		off := 0
-		if keepHead {
-			// An upgraded request's head may lie further on in the
-			// buffer (h1's capture, the echo's source): the header block
-			// is shorter than customHeadroom, so it never reaches it.
-			off = copy(run, head)
-			a.head, head = uint16(off), nil
-		}
-		if a.src == h2BodyRun {
-			body := run[off : off : off+int(a.n)]
-			if why != "" {
-				body = append(append(append(body, "Bad Request: "...), why...), '\n')
-			} else {
-				body = appendH2Echo(body, src)
-			}
-			if debugChecks && len(body) != int(a.n) {
-				panic("shard: an HTTP/2 custom body is not the size it said")
-			}
+	if size == 0 {
+		return head, true
+	}
+	start, ok := x.gran.alloc(size)
+	if !ok {
+		e.dropGone(c) // answers of streams reset since may hold runs
+		if start, ok = x.gran.alloc(size); !ok {
+			x.ResetStream(id, w.ErrCodeRefusedStream)
+			return nil, false
 		}
 	}
-	e.h2Place(c, id, a, at, waitBody, head)
+	a.gran = uint16(start + 1)
+	run := x.run(a.gran)
+	off := 0
+	if keepHead {
+		// An upgraded request's head may lie further on in the buffer
+		// (h1's capture, the echo's source): the header block is shorter
+		// than customHeadroom, so it never reaches it.
+		off = copy(run, head)
+		a.head, a.date, head = uint16(off), uint16(date), nil
+	}
+	if a.src == h2BodyRun {
+		body := run[off : off : off+int(a.n)]
+		if why != "" {
+			body = append(append(append(body, "Bad Request: "...), why...), '\n')
+		} else {
+			body = appendH2Echo(body, src)
+		}
+		if debugChecks && len(body) != int(a.n) {
+			panic("shard: an HTTP/2 custom body is not the size it said")
+		}
+	}
+	return head, true
 }
 
 // h2Place answers stream id with a now (head is its header block when it
-// lies in the scratch), or keeps it until at or the end of the request's
-// body. The answer holds its set until the stream hands its tag back.
-func (e *engine) h2Place(c *conn, id uint32, a h2Answer, at int64, waitBody bool, head []byte) {
+// lies in the scratch), or keeps it until when.at or the end of the
+// request's body; it is counted (h2Commit) once it is sure to go, so a
+// stream the client resets while its body is to come counts for nothing.
+// The answer holds its set until the stream hands its tag back.
+func (e *engine) h2Place(c *conn, id uint32, a h2Answer, when h2When, head []byte) {
 	e.sets.hold(a.set)
-	if at == 0 && !waitBody {
-		e.respondH2(c, id, &a, head)
-		return
+	if !when.waitBody {
+		e.h2Commit(c, when)
+		if when.at == 0 {
+			e.respondH2(c, id, &a, head)
+			return
+		}
 	}
 	x := c.h2
-	if waitBody && at > 0 {
-		at -= e.now // from the body's end
+	if when.waitBody && when.at > 0 {
+		when.at -= e.now // from the body's end
 	}
 	if len(x.delayed) == cap(x.delayed) {
 		e.dropGone(c)
 	}
-	x.delayed = append(x.delayed, h2Delayed{at: at, id: id, waitBody: waitBody, a: a})
-	if !waitBody {
+	x.delayed = append(x.delayed, h2Delayed{when: when, id: id, a: a})
+	if !when.waitBody {
 		e.armH2Timer(c)
 	}
 }
@@ -232,21 +277,41 @@ func (e *engine) completeH2(c *conn, id uint32) {
 	x := c.h2
 	for i := range x.delayed {
 		d := &x.delayed[i]
-		if d.id != id || !d.waitBody {
+		if d.id != id || !d.when.waitBody {
 			continue
 		}
-		if d.at <= 0 {
+		e.h2Fresh(c, &d.a)
+		d.when.waitBody = false
+		if d.when.at > 0 {
+			d.when.at += e.now
+		}
+		e.h2Commit(c, d.when)
+		if d.when.at == 0 {
 			a := d.a
 			x.delayed[i] = x.delayed[len(x.delayed)-1]
 			x.delayed = x.delayed[:len(x.delayed)-1]
 			e.respondH2(c, id, &a, nil)
 			return
 		}
-		d.waitBody, d.at = false, e.now+d.at
 		e.armH2Timer(c)
 		return
 	}
 	e.answerH2(c, id, nil)
+}
+
+// h2Fresh brings an answer made when its request's head came up to date
+// now that its body has ended: a prepared one is drawn again from the
+// current behaviour, a custom one gets the current Date.
+func (e *engine) h2Fresh(c *conn, a *h2Answer) {
+	if a.v != vCustom {
+		e.sets.release(a.set)
+		a.set, a.v = e.sets.cur, kindVariant(e.env.kind(), vOK)
+		e.sets.hold(a.set)
+		return
+	}
+	if a.head > 0 {
+		copy(c.h2.run(a.gran)[a.date:], e.sets.current().date())
+	}
 }
 
 // h2Let takes back what an answer held: its set and its run.
@@ -269,7 +334,7 @@ func (x *h2Conn) run(g uint16) []byte {
 // server's fields, a Content-Type when there is a body, Content-Length,
 // the configured fields and extra, a header knob's "Name: value\r\n"
 // lines. No allocation when b has room.
-func (e *engine) appendH2Head(b []byte, status int, bodyLen int64, ctype, extra []byte) []byte {
+func (e *engine) appendH2Head(b []byte, status int, bodyLen int64, ctype, extra []byte) (_ []byte, date int) {
 	t := e.env.table
 	if i := h2StaticStatus(status); i > 0 {
 		b = append(b, 0x80|byte(i))
@@ -279,9 +344,10 @@ func (e *engine) appendH2Head(b []byte, status int, bodyLen int64, ctype, extra 
 	}
 	b = appendHpackInt(b, 0x00, 4, hpackServer)
 	b = append(appendHpackInt(b, 0x00, 7, uint64(len(t.server))), t.server...)
-	date := e.sets.current().date()
-	b = append(appendHpackInt(b, 0x00, 4, hpackDate), byte(len(date)))
-	b = append(b, date...)
+	d := e.sets.current().date()
+	b = append(appendHpackInt(b, 0x00, 4, hpackDate), byte(len(d)))
+	date = len(b)
+	b = append(b, d...)
 	if bodyLen > 0 {
 		if len(ctype) == 0 {
 			b = appendHpackInt(b, 0x00, 4, hpackContentType)
@@ -313,7 +379,7 @@ func (e *engine) appendH2Head(b []byte, status int, bodyLen int64, ctype, extra 
 		}
 		b = append(appendHpackInt(b, 0x00, 7, uint64(len(value))), value...)
 	}
-	return b
+	return b, date
 }
 
 // h2ConnectionField reports the field names HTTP/2 forbids that a header

@@ -353,3 +353,84 @@ func TestZeroAllocsPerStreamWithKnobs(t *testing.T) {
 		t.Errorf("%d granules lent with every stream answered", n)
 	}
 }
+
+// TestLifecycleH2KnobsBodyLater: an answer whose request body comes
+// later says the Date of when it leaves, prepared or custom.
+func TestLifecycleH2KnobsBodyLater(t *testing.T) {
+	k := newFakeKernel(t, h2KnobsConfig())
+	k.connect()
+	s := k.socks[0]
+	p := newH2Peer()
+	p.request(1, "POST", "/?status=202&header=X-A:1", false)
+	p.request(3, "POST", "/?close=0", false)
+	s.send(p.take())
+	k.whole = true
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+	before := string(k.e.sets.current().date())
+	k.advance(int64(2 * time.Second))
+	k.e.sets.refresh([]byte("Wed, 02 Dec 2026 00:00:00 GMT")) // what the Date's tick does, a second on
+	now := string(k.e.sets.current().date())
+	if now == before {
+		t.Fatalf("the Date did not move on: %s", now)
+	}
+	_ = p.fr.WriteData(1, true, []byte("a"))
+	_ = p.fr.WriteData(3, true, []byte("b"))
+	s.send(p.take())
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+	got, _ := decodeH2(t, s.tx)
+	for _, id := range []uint32{1, 3} {
+		if a := got[id]; a == nil || a.fields["date"] != now {
+			t.Errorf("stream %d: %+v, want the Date %q", id, a, now)
+		}
+	}
+	if got[1] != nil && (got[1].status != "202" || got[1].fields["x-a"] != "1") {
+		t.Errorf("stream 1: %+v", got[1])
+	}
+	k.quiesce()
+}
+
+// TestLifecycleH2KnobsRoomComesBack: the runs of answers whose streams
+// the client reset while they waited come back before a stream is
+// refused; an echo larger than any run is a 400, not a refusal a client
+// would retry for ever; refused streams count as no answer.
+func TestLifecycleH2KnobsRoomComesBack(t *testing.T) {
+	cfg := h2KnobsConfig()
+	cfg.Limits.MaxRequestLine, cfg.Limits.MaxHeaderBytes = 256, 256 // a 4.5 KiB custom buffer
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	p := newH2Peer()
+	id := uint32(1)
+	for range 30 { // echoes waiting for bodies that never come: the buffer fills
+		p.request(id, "POST", "/?echo=1", false, "x-pad", strings.Repeat("p", 100))
+		_ = p.fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		id += 2
+	}
+	for range 5 {
+		p.request(id, "GET", "/?echo=1&delay=50ms", true, "x-pad", strings.Repeat("q", 100))
+		id += 2
+	}
+	p.request(id, "GET", "/?echo=1", true, "x-pad", strings.Repeat("r", 1000))
+	s.send(p.take())
+	k.whole = true
+	k.completeAll(actRecv)
+	for range 3 {
+		k.advance(int64(50 * time.Millisecond))
+		k.completeAll(actSend)
+	}
+	got, _ := decodeH2(t, s.tx)
+	for i := range uint32(5) {
+		if a := got[61+2*i]; a == nil || a.status != "200" || !strings.Contains(a.body, "x-pad: qqq") {
+			t.Errorf("stream %d: %+v", 61+2*i, a)
+		}
+	}
+	if a := got[id]; a == nil || a.status != "400" || a.body != "Bad Request: "+errKnobEchoLarge+"\n" {
+		t.Errorf("the large echo: %+v", a)
+	}
+	if n := c0(k).h2.answers; n != 6 {
+		t.Errorf("%d answers counted, want 6", n)
+	}
+	k.quiesce()
+}

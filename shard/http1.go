@@ -71,17 +71,30 @@ func (env *protoEnv) kind() int {
 // due draws the time the next answer may leave: 0 (at once) without
 // delays, else now plus a delay drawn from the mix.
 func (env *protoEnv) due() int64 {
+	at, bkt := env.drawDue()
+	env.countDelay(at, bkt)
+	return at
+}
+
+// drawDue is due without counting the delay (countDelay does, once the
+// answer is sure to wait): its time and its histogram bucket.
+func (env *protoEnv) drawDue() (at int64, bkt uint8) {
 	if env.delays == nil {
-		return 0
+		return 0, 0
 	}
 	i := pick(env.rng, env.delayCum)
-	d := env.delays[i]
-	if d <= 0 {
-		return 0
+	if d := env.delays[i]; d > 0 {
+		return env.now + d, env.delayBkt[i]
 	}
-	*env.delayed++
-	env.delayHist.add(env.delayBkt[i], d)
-	return env.now + d
+	return 0, 0
+}
+
+// countDelay counts an answer that waits until at (0: it does not).
+func (env *protoEnv) countDelay(at int64, bkt uint8) {
+	if at > 0 {
+		*env.delayed++
+		env.delayHist.add(bkt, at-env.now)
+	}
 }
 
 // pick draws an index from cumulative shares: i+1 for the i-th share, 0
@@ -127,6 +140,17 @@ func (h *http1) reset(lim httpwire.Limits, now int64, buf []byte) {
 	h.cust = custom{buf: buf}
 }
 
+// startRequest notes that the parser holds part of a request: the
+// header timeout runs from its first byte.
+func (h *http1) startRequest(now int64) {
+	if !h.midRequest {
+		h.midRequest = true
+		if h.answers > 0 {
+			h.reqStart = now
+		}
+	}
+}
+
 // waitingForHead reports whether the connection owes us a request head: it
 // is mid-request, or new and silent. The header timeout runs from reqStart.
 func (h *http1) waitingForHead() bool { return h.midRequest || h.answers == 0 }
@@ -143,16 +167,12 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 		b = b[n:]
 		switch r {
 		case httpwire.NeedMore:
-			if !h.midRequest {
-				h.midRequest = true
-				if h.answers > 0 {
-					h.reqStart = env.now
-				}
-			}
+			h.startRequest(env.now)
 			if env.knobs != nil {
 				h.capture(fed)
 			}
 		case httpwire.Continue:
+			h.startRequest(env.now) // its body is to come
 			q.push(vContinue, env.sets)
 			if env.knobs != nil {
 				h.capture(fed)

@@ -167,7 +167,7 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 		var src *h2Source
 		if e.env.knobs != nil {
 			if q := h2Query(x.Req.Path); q != nil {
-				e.h2src = h2Source{query: q, req: &x.Req}
+				e.h2src = h2Source{query: q, req: &x.Req, head: x.Req.Head}
 				src = &e.h2src
 			}
 		}
@@ -202,13 +202,13 @@ type h2Conn struct {
 	gran    granules    // arena's granules
 }
 
-// h2Delayed is a stream whose answer waits until at, or for the end of
-// its request's body (waitBody: at is then the delay that follows).
+// h2Delayed is a stream whose answer waits until when.at, or for the end
+// of its request's body (when.waitBody: when.at is then the delay that
+// follows).
 type h2Delayed struct {
-	at       int64
-	id       uint32
-	waitBody bool
-	a        h2Answer
+	when h2When
+	id   uint32
+	a    h2Answer
 }
 
 // answerH2 answers stream id by its knobs (src, nil without any), or
@@ -219,9 +219,9 @@ func (e *engine) answerH2(c *conn, id uint32, src *h2Source) {
 	if src != nil && e.h2Knobs(c, id, src, false) {
 		return
 	}
-	e.h2Policy(c)
 	a := h2Answer{set: e.sets.cur, v: kindVariant(e.env.kind(), vOK)}
-	e.h2Place(c, id, a, e.env.due(), false, nil)
+	at, bkt := e.env.drawDue()
+	e.h2Place(c, id, a, h2When{at: at, bkt: bkt}, nil)
 }
 
 // h2Policy counts an answer on c: when the keep-alive limit, the close
@@ -278,7 +278,7 @@ func (e *engine) h2Due(c *conn) {
 	x := c.h2
 	for i := 0; i < len(x.delayed); {
 		d := x.delayed[i]
-		if d.waitBody || d.at > e.now {
+		if d.when.waitBody || d.when.at > e.now {
 			i++
 			continue
 		}
@@ -297,8 +297,8 @@ func (e *engine) h2Due(c *conn) {
 func (e *engine) armH2Timer(c *conn) {
 	next := int64(0)
 	for _, d := range c.h2.delayed {
-		if !d.waitBody && (next == 0 || d.at < next) {
-			next = d.at
+		if !d.when.waitBody && (next == 0 || d.when.at < next) {
+			next = d.when.at
 		}
 	}
 	if next == 0 {

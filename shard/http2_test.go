@@ -364,4 +364,18 @@ func TestServeH2PrefaceInPieces(t *testing.T) {
 	if err != nil || resp.ProtoMajor != 1 {
 		t.Fatalf("a request line like the preface's: %v %v", resp, err)
 	}
+
+	// A first request's body that reads like the preface is a body.
+	c = ts.dial(t)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 24\r\n\r\n")
+	br := bufio.NewReader(c)
+	if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("100 Continue: %q %v", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, http2.ClientPreface)
+	resp, err = http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 1 {
+		t.Fatalf("a body like the preface: %v %v", resp, err)
+	}
 }

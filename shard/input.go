@@ -124,7 +124,7 @@ func (e *engine) onUpgrade(c *conn) {
 	var src *h2Source
 	if x := &c.h1.cust; x.capLen > 0 {
 		head := x.buf[customHeadroom : customHeadroom+x.capLen]
-		e.h2src = h2Source{query: head[req.QueryStart:req.QueryEnd], h1: echoOf(head)}
+		e.h2src = h2Source{query: head[req.QueryStart:req.QueryEnd], h1: echoOf(head), head: req.Method == httpwire.MethodHead}
 		src = &e.h2src
 		x.capLen = 0
 	}

@@ -16,11 +16,12 @@ type decoded struct {
 	body   map[uint32]string
 	ended  map[uint32]bool
 	resets map[uint32]http2.ErrCode
+	frames map[uint32]int // DATA frames
 }
 
 func decode(t *testing.T, sent []byte) decoded {
 	t.Helper()
-	d := decoded{map[uint32]string{}, map[uint32]map[string]string{}, map[uint32]string{}, map[uint32]bool{}, map[uint32]http2.ErrCode{}}
+	d := decoded{map[uint32]string{}, map[uint32]map[string]string{}, map[uint32]string{}, map[uint32]bool{}, map[uint32]http2.ErrCode{}, map[uint32]int{}}
 	fr := http2.NewFramer(nil, bytes.NewReader(sent))
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	for {
@@ -39,6 +40,7 @@ func decode(t *testing.T, sent []byte) decoded {
 			d.ended[id] = f.StreamEnded()
 		case *http2.DataFrame:
 			d.body[id] += string(f.Data())
+			d.frames[id]++
 			d.ended[id] = d.ended[id] || f.StreamEnded()
 		case *http2.RSTStreamFrame:
 			d.resets[id] = f.ErrCode
@@ -131,6 +133,11 @@ func TestRespondPartsSendsBodyThenTail(t *testing.T) {
 		d := decode(t, sent)
 		if d.body[1] != "abcd" || !d.ended[1] {
 			t.Fatalf("window %d: body %q, ended %v", win, d.body[1], d.ended[1])
+		}
+		// The first frame takes the window, then each update of 1 a byte;
+		// the tail goes with the body's end when the window allows.
+		if frames := 1 + max(4-int(win), 0); d.frames[1] != frames {
+			t.Fatalf("window %d: %d DATA frames, want %d", win, d.frames[1], frames)
 		}
 	}
 }

@@ -256,20 +256,24 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 		// follows into one buffer (curl 7.88's holds 32 KiB).
 		return false, false
 	}
-	k := int64(len(s.body))
-	k = min(k, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-c.reserve()))
+	rest := int64(len(s.body) + len(s.tail))
+	k := min(rest, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-c.reserve()))
 	if k <= 0 {
 		return false, c.room() < w.HeaderLen+c.reserve()+1
 	}
 	var flags uint8
-	if k == int64(len(s.body)) && len(s.tail) == 0 {
+	if k == rest {
 		flags = w.FlagEndStream
 	}
 	c.out = w.AppendHeader(c.out, uint32(k), w.FrameData, flags, s.id)
-	c.out = append(c.out, s.body[:k]...)
-	s.body = s.body[k:]
+	// One frame may take the end of the body and the start of the tail.
+	n := min(k, int64(len(s.body)))
+	c.out = append(c.out, s.body[:n]...)
+	s.body = s.body[n:]
 	if len(s.body) == 0 {
 		s.body, s.tail = s.tail, nil
+		c.out = append(c.out, s.body[:k-n]...)
+		s.body = s.body[k-n:]
 	}
 	c.sendWin -= k
 	s.sendWin -= k
