@@ -64,6 +64,13 @@ type Config struct {
 	FixedFiles bool
 	// H2C says when a connection speaks HTTP/2 over cleartext (http2.go).
 	H2C H2CMode
+	// H2MaxStreams is each HTTP/2 connection's
+	// SETTINGS_MAX_CONCURRENT_STREAMS (default 128, at most
+	// MaxH2Streams); H2StreamWindow and H2ConnWindow are its receive
+	// windows (default 1 MiB and 4 MiB, from 65,535 to 2^31-1).
+	H2MaxStreams   int
+	H2StreamWindow int
+	H2ConnWindow   int
 
 	// KeepAliveRequests closes a connection after this many answers, as
 	// nginx's keepalive_requests does; 0 means no limit.
@@ -204,6 +211,9 @@ func (c *Config) setDefaults() {
 	defd(&c.LingerTimeout, 5*time.Second)
 	defd(&c.MaxDelay, 10*time.Second)
 	def(&c.MaxBodySize, 1<<20)
+	def(&c.H2MaxStreams, 128)
+	def(&c.H2StreamWindow, 1<<20)
+	def(&c.H2ConnWindow, 4<<20)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -213,8 +223,20 @@ func (c *Config) validate() error {
 	if c.MaxConns >= maxSlots {
 		return fmt.Errorf("shard: %d connection slots is more than a shard can address (at most %d)", c.MaxConns, maxSlots-1)
 	}
+	if c.H2MaxStreams > MaxH2Streams {
+		return fmt.Errorf("shard: %d HTTP/2 streams per connection; at most %d", c.H2MaxStreams, MaxH2Streams)
+	}
+	for _, w := range []int{c.H2StreamWindow, c.H2ConnWindow} {
+		if w < 65535 || w > 1<<31-1 {
+			return fmt.Errorf("shard: an HTTP/2 window of %d bytes; want 65535 to 2147483647", w)
+		}
+	}
 	return nil
 }
+
+// MaxH2Streams bounds H2MaxStreams: each stream takes a slot of the
+// connection's state from its start.
+const MaxH2Streams = 4096
 
 // poolSize is the number of buffers in the receive pool: as many as the
 // table has slots, from 64 up to 4096. A buffer is out only from the recv

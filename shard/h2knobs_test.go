@@ -434,3 +434,66 @@ func TestLifecycleH2KnobsRoomComesBack(t *testing.T) {
 	}
 	k.quiesce()
 }
+
+// TestLifecycleH2Limits: the configured stream limit and windows are
+// what the server's SETTINGS announce and what it holds streams to.
+func TestLifecycleH2Limits(t *testing.T) {
+	cfg := h2KnobsConfig()
+	cfg.H2MaxStreams, cfg.H2StreamWindow, cfg.H2ConnWindow = 4, 100_000, 1_000_000
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	p := newH2Peer()
+	for i := range uint32(10) {
+		p.request(2*i+1, "GET", "/?delay=100ms", true)
+	}
+	s.send(p.take())
+	k.whole = true
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+	var settings []http2.Setting
+	var connWindow uint32
+	fr := http2.NewFramer(nil, bytes.NewReader(s.tx))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = f.ForeachSetting(func(st http2.Setting) error { settings = append(settings, st); return nil })
+			}
+		case *http2.WindowUpdateFrame:
+			if f.StreamID == 0 {
+				connWindow += f.Increment
+			}
+		}
+	}
+	want := map[http2.SettingID]uint32{http2.SettingMaxConcurrentStreams: 4, http2.SettingInitialWindowSize: 100_000}
+	for _, st := range settings {
+		if v, ok := want[st.ID]; ok && v != st.Val {
+			t.Errorf("SETTINGS %v = %d, want %d", st.ID, st.Val, v)
+		}
+		delete(want, st.ID)
+	}
+	if len(want) != 0 || connWindow != 1_000_000-65535 {
+		t.Errorf("settings %v (missing %v), connection window raised by %d", settings, want, connWindow)
+	}
+	k.advance(int64(150 * time.Millisecond))
+	k.completeAll(actSend)
+	got, _ := decodeH2(t, s.tx)
+	answered, refused := 0, 0
+	for _, a := range got {
+		switch {
+		case a.reset == http2.ErrCodeRefusedStream:
+			refused++
+		case a.status == "200" && a.ended:
+			answered++
+		}
+	}
+	if answered != 4 || refused != 6 {
+		t.Errorf("%d answered, %d refused; want 4 and 6", answered, refused)
+	}
+	k.quiesce()
+}

@@ -21,15 +21,13 @@ const h2PrefaceLine = "PRI * HTTP/2.0\r\n"
 // h2Limits are the limits of the shard's HTTP/2 connections: with
 // knobs, the fields of a request that may ask for an echo are kept.
 func (e *engine) h2Limits() h2.Limits {
-	lim := h2.Limits{MaxStreams: h2MaxStreams}
+	cfg := &e.cfg
+	lim := h2.Limits{MaxStreams: uint32(cfg.H2MaxStreams), StreamWindow: uint32(cfg.H2StreamWindow), ConnWindow: uint32(cfg.H2ConnWindow)}
 	if e.env.knobs != nil {
 		lim.FieldsFor = "echo="
 	}
 	return lim
 }
-
-// h2MaxStreams is SETTINGS_MAX_CONCURRENT_STREAMS.
-const h2MaxStreams = 128
 
 // h2Preface is h2PrefaceLine's bytes.
 var h2Preface = []byte(h2PrefaceLine)
@@ -92,7 +90,7 @@ func (e *engine) sniffH2(c *conn) bool {
 // newH2Conn is a fresh HTTP/2 connection state counting into the shard's
 // counters.
 func (e *engine) newH2Conn() *h2Conn {
-	x := &h2Conn{Conn: h2.New(e.h2Limits()), delayed: make([]h2Delayed, 0, h2MaxStreams)}
+	x := &h2Conn{Conn: h2.New(e.h2Limits()), delayed: make([]h2Delayed, 0, e.cfg.H2MaxStreams)}
 	x.UseCounters(&e.h2ctr)
 	if e.custom != nil {
 		x.gran = newGranules(len(e.customBuf(0)))

@@ -41,6 +41,9 @@ type config struct {
 	spliceMin  int
 	fixedFiles bool
 	h2c        string
+	h2Streams  int
+	h2Window   int
+	h2ConnWin  int
 
 	statusSpec  string // --status: a status or a mix
 	status      int    // the status the remainder of the mix gets
@@ -130,7 +133,7 @@ var flagGroups = []struct {
 }{
 	{"Listening", []string{"addr", "backlog", "allow-shared-port", "steer"}},
 	{"CPUs and rings", []string{"shards", "cpus", "poller-cpus", "sqpoll", "idle", "spin-window", "sq-idle"}},
-	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "fixed-files", "h2c", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
+	{"Connections", []string{"mode", "max-conns", "recv", "recv-buffer", "fixed-files", "h2c", "h2-max-streams", "h2-stream-window", "h2-conn-window", "max-pipeline", "header-timeout", "idle-timeout", "send-timeout", "linger-timeout"}},
 	{"Requests", []string{"max-header-bytes", "max-body-bytes"}},
 	{"Response", []string{"status", "body", "body-file", "body-size", "content-type", "header", "send-zc", "splice-min"}},
 	{"Behaviour", []string{"delay", "max-delay", "keepalive-requests", "close", "seed", "name", "served-by", "request-knobs", "max-body-size"}},
@@ -162,6 +165,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "close a keep-alive connection idle this long")
 	fs.DurationVar(&c.sendTimeout, "send-timeout", 60*time.Second, "close a connection whose client stops reading for this long")
 	fs.DurationVar(&c.lingerTimeout, "linger-timeout", 5*time.Second, "after the last answer, read what the client still sends for at most this long before closing")
+	fs.IntVar(&c.h2Streams, "h2-max-streams", 128, "HTTP/2: streams a connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused), 1 to 4096")
+	fs.IntVar(&c.h2Window, "h2-stream-window", 1<<20, "HTTP/2: bytes of request body a stream may send before we give the window back, 65535 to 2147483647")
+	fs.IntVar(&c.h2ConnWin, "h2-conn-window", 4<<20, "HTTP/2: the same for all of a connection's streams together, 65535 to 2147483647")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 8192, "largest request line (414) and header section (431)")
 	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body (413)")
 	fs.StringVar(&c.statusSpec, "status", "200", "response status, or a mix in fortio's syntax: 503:1 (1% 503, the rest 200), 200,503:5,429:2 (a bare value takes the remainder); drawn per request")
@@ -272,6 +278,15 @@ func (c *config) validate() error {
 	}
 	if c.backlog < 0 {
 		bad("--backlog %d: want 0 (net.core.somaxconn) or more", c.backlog)
+	}
+	if c.h2Streams < 1 || c.h2Streams > shard.MaxH2Streams {
+		bad("--h2-max-streams %d: want 1 to %d", c.h2Streams, shard.MaxH2Streams)
+	}
+	if c.h2Window < 65535 || c.h2Window > 1<<31-1 {
+		bad("--h2-stream-window %d: want 65535 to 2147483647", c.h2Window)
+	}
+	if c.h2ConnWin < 65535 || c.h2ConnWin > 1<<31-1 {
+		bad("--h2-conn-window %d: want 65535 to 2147483647", c.h2ConnWin)
 	}
 	if c.maxHeaderBytes < 256 || c.maxHeaderBytes > 1<<20 {
 		bad("--max-header-bytes %d: want 256 to 1048576", c.maxHeaderBytes)

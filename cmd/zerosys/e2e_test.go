@@ -438,6 +438,8 @@ func TestStartupErrors(t *testing.T) {
 		{"header zerosys owns", []string{"--header", "Content-Length: 3"}, 1, "sets Content-Length itself"},
 		{"two bodies", []string{"--body", "x", "--body-size", "10"}, 2, "at most one"},
 		{"stray argument", []string{"serve"}, 2, "unexpected argument"},
+		{"too many HTTP/2 streams", []string{"--h2-max-streams", "5000"}, 2, "--h2-max-streams 5000: want 1 to 4096"},
+		{"HTTP/2 window too small", []string{"--h2-stream-window", "1000"}, 2, "want 65535 to 2147483647"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
