@@ -106,11 +106,12 @@ func (x *custom) bytes() []byte {
 }
 
 // capture keeps the head bytes of fed, part of a request not complete yet,
-// when its target may have a query: the head is needed when the request
-// ends, and the buffer it arrived in may be gone by then.
-func (h *http1) capture(fed []byte) {
+// when its target may have a query, or when it is a connection's first
+// (it may ask for h2c): the head is needed when the request ends, and the
+// buffer it arrived in may be gone by then.
+func (h *http1) capture(fed []byte, knobs, first bool) {
 	x := &h.cust
-	if !h.parser.MayHaveQuery() {
+	if !(knobs && h.parser.MayHaveQuery()) && !first {
 		return
 	}
 	n := len(fed)
@@ -301,7 +302,7 @@ func (e *engine) countAnswers(c *conn, v variant, k uint32) {
 	e.byStatus[status] += uint64(k)
 }
 
-// customBuf is slot's custom buffer; nil without knobs.
+// customBuf is slot's custom buffer; nil without knobs and h2c upgrades.
 func (e *engine) customBuf(slot uint32) []byte {
 	if e.custom == nil {
 		return nil

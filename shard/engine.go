@@ -78,7 +78,7 @@ type engine struct {
 	// fd is an index into it (fixedfiles.go).
 	fixedFiles bool
 
-	// With RequestKnobs: each slot's custom buffer (see custom.go), and
+	// With RequestKnobs or h2c upgrades: each slot's custom buffer (see custom.go), and
 	// the scratch one request's knobs are read into.
 	custom []byte
 	knobs  knobs
@@ -122,12 +122,16 @@ func (e *engine) init(cfg Config, t *table, pool *bufPool) {
 	}
 	e.setDraws(t)
 	e.noteStatuses(t.rs)
-	if cfg.RequestKnobs {
+	if cfg.RequestKnobs || cfg.H2C == H2CAuto {
+		// The custom buffers: knobs' answers, and the heads kept across
+		// reads (a first request that may ask for h2c). Pages are
+		// touched only as connections use them.
 		lim := cfg.Limits
 		lim.MaxRequestLine = cmp.Or(lim.MaxRequestLine, httpwire.DefaultMaxRequestLine)
 		lim.MaxHeaderBytes = cmp.Or(lim.MaxHeaderBytes, httpwire.DefaultMaxHeaderBytes)
-		// Pages are touched only as connections use them.
 		e.custom = make([]byte, cfg.MaxConns*(customHeadroom+lim.MaxRequestLine+lim.MaxHeaderBytes))
+	}
+	if cfg.RequestKnobs {
 		e.env.knobs = &e.knobs
 		e.env.knobLim = knobLimits{maxDelay: int64(cfg.MaxDelay), maxSize: int64(cfg.MaxBodySize)}
 		e.env.pattern = patternBody(cfg.MaxBodySize)

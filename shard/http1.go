@@ -140,6 +140,18 @@ func (h *http1) reset(lim httpwire.Limits, now int64, buf []byte) {
 	h.cust = custom{buf: buf}
 }
 
+// wholeHead is the head of the request that ended in fed, when it is at
+// hand: in fed from its first byte, or kept by capture.
+func (h *http1) wholeHead(fed []byte, req httpwire.RequestInfo, env *protoEnv) ([]byte, bool) {
+	if h.cust.capLen == 0 && int(req.HeadLen) <= len(fed) {
+		return fed[:req.HeadLen], true
+	}
+	if h.cust.capLen == 0 {
+		return nil, false // not kept (no custom buffer)
+	}
+	return h.head(fed, req), true
+}
+
 // startRequest notes that the parser holds part of a request: the
 // header timeout runs from its first byte.
 func (h *http1) startRequest(now int64) {
@@ -168,14 +180,14 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 		switch r {
 		case httpwire.NeedMore:
 			h.startRequest(env.now)
-			if env.knobs != nil {
-				h.capture(fed)
+			if h.cust.buf != nil {
+				h.capture(fed, env.knobs != nil, h.answers == 0 && env.h2c)
 			}
 		case httpwire.Continue:
 			h.startRequest(env.now) // its body is to come
 			q.push(vContinue, env.sets)
-			if env.knobs != nil {
-				h.capture(fed)
+			if h.cust.buf != nil {
+				h.capture(fed, env.knobs != nil, h.answers == 0 && env.h2c)
 			}
 		case httpwire.Request:
 			*env.requests++
@@ -183,16 +195,17 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			h.answers++
 			req := h.parser.Request()
 			// An upgrade is looked for on a first request whose whole head
-			// came in this read (fed begins at its first byte then).
-			if h.answers == 1 && env.h2c && !req.HasBody && !env.closeAll && int(req.HeadLen) <= len(fed) &&
-				upgradeH2C(fed[:req.HeadLen], &env.h2settings) {
-				h.cust.capLen = 0
-				if req.QueryStart != 0 && env.knobs != nil {
-					// Its knobs apply on stream 1: the head is kept, as
-					// the buffer it came in may go before it is answered.
-					h.cust.capLen = copy(h.cust.buf[customHeadroom:], fed[:req.HeadLen])
+			// is at hand: in this read, or kept across reads (capture).
+			if h.answers == 1 && env.h2c && !req.HasBody && !env.closeAll {
+				if head, ok := h.wholeHead(fed, req, env); ok && upgradeH2C(head, &env.h2settings) {
+					h.cust.capLen = 0
+					if req.QueryStart != 0 && env.knobs != nil {
+						// Its knobs apply on stream 1: the head is kept, as
+						// the buffer it came in may go before it is answered.
+						h.cust.capLen = copy(h.cust.buf[customHeadroom:], head)
+					}
+					return total - len(b), endUpgradeH2
 				}
-				return total - len(b), endUpgradeH2
 			}
 			closeAfter := env.closeAll || !req.KeepAlive || env.endByPolicy(h.answers)
 			v, at, knobbed := variant(0), int64(0), false

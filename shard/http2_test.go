@@ -237,6 +237,18 @@ func TestServeH2Upgrade(t *testing.T) {
 			t.Fatalf("body %q", data)
 		}
 	})
+	t.Run("head in pieces", func(t *testing.T) {
+		c := ts.dial(t)
+		head := fmt.Sprintf("GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n\r\n", settings)
+		for _, piece := range []string{head[:5], head[5:40], head[40:]} {
+			io.WriteString(c, piece)
+			time.Sleep(2 * time.Millisecond) // each piece its own read
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("%v %v", resp, err)
+		}
+	})
 	for name, req := range map[string]string{
 		"bad settings": "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: !!\r\n\r\n",
 		"with a body":  "POST / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nHTTP2-Settings: " + settings + "\r\nContent-Length: 2\r\n\r\nhi",

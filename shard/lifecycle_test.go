@@ -31,6 +31,8 @@ var requestMenu = []string{
 	"GET /?status=abc HTTP/1.1\r\nHost: a\r\n\r\n",
 	"POST /?size=25000:50,9 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
 	"GET /?status=299 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+	// h2c by Upgrade (a first request's; a later one is HTTP/1.1's).
+	"GET /?status=201 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
 }
 
 // lifecycleConfig derives an engine configuration from a fuzz input's
@@ -304,6 +306,9 @@ var h2Seeds = func() [][]byte {
 		slices.Concat([]byte{128 | 1 | 64, 0, 0}, send(2, 5), whole, send(7), whole, []byte{7, 0, 8, 3}),
 		slices.Concat([]byte{32 | 8, 0, 0}, send(0, 0, 0), whole, []byte{6, 0}),
 		slices.Concat([]byte{128 | 2, 0, 0}, send(1, 4, 7), whole, []byte{8, 5}, whole),
+		// Upgrade: h2c, then the preface and streams.
+		slices.Concat([]byte{128 | 1, 0, 0, 1, 0, byte(len(requestMenu) - 1)}, whole, send(0, 1), whole, []byte{8, 3}, whole),
+		slices.Concat([]byte{0, 0, 0, 1, 0, byte(len(requestMenu) - 1)}, whole, send(7, 2), whole),
 	}
 }()
 
