@@ -334,6 +334,22 @@ def machine_busy_seconds():
     return (sum(v[:8]) - idle) / CLK_TCK
 
 
+def cpus_idle_seconds(cpus):
+    """Idle time of the given CPUs, iowait included (a shard waiting in
+    io_uring_enter counts as iowait). These two columns of /proc/stat are
+    exact (the tickless idle's own clock); the busy ones are sampled at the
+    tick and miss much of a CPU that goes idle between short bursts, so busy
+    time is the wall clock less these."""
+    want = {f"cpu{c}" for c in cpus}
+    idle = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *v = line.split()
+            if name in want:
+                idle += int(v[3]) + int(v[4])
+    return idle / CLK_TCK
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -556,9 +572,11 @@ def measure(server, prof, duration):
     c0 = server.zerosys_counters()
     cpu0 = cpu_seconds(server.pids)
     task0, poll0 = task_seconds(server.pids)
-    busy0, lg0, t0 = machine_busy_seconds(), children_cpu(), time.time()
+    scpus = server.sdef["cpus"]
+    busy0, lg0, t0, si0 = machine_busy_seconds(), children_cpu(), time.time(), cpus_idle_seconds(scpus)
     out, _ = run_load(argv, duration + 30)
-    t1, lg1, busy1 = time.time(), children_cpu(), machine_busy_seconds()
+    t1, lg1, busy1, si1 = time.time(), children_cpu(), machine_busy_seconds(), cpus_idle_seconds(scpus)
+    sbusy = (t1 - t0) * len(scpus) - (si1 - si0)
     cpu1 = cpu_seconds(server.pids)
     task1, poll1 = task_seconds(server.pids)
     c1 = server.zerosys_counters()
@@ -582,6 +600,8 @@ def measure(server, prof, duration):
         server_cpu_s=scpu, server_task_cpu_s=task1 - task0, poller_cpu_s=poll1 - poll0,
         server_cpu_util=scpu / wall / server.sdef["budget"],
         cpu_per_100k=scpu / reqs * 1e5 if reqs else None,
+        server_cpus_busy_s=sbusy,
+        cpus_per_100k=sbusy / reqs * 1e5 if reqs else None,
         load_cpu_s=lcpu, load_cpu_util=lcpu / wall / len(prof.get("load_cpus", LOAD_CPUS)),
         other_cpu_util=max(0.0, (busy1 - busy0) - scpu - lcpu) / wall / os.cpu_count(),
         wall_s=wall, command=argv,
@@ -823,7 +843,7 @@ def summarize(rec):
     rs = rec["runs"]
     if not rs:
         return
-    for k in ("rps", "lat_p50_us", "lat_p99_us", "lat_mean_us", "cpu_per_100k", "server_cpu_util",
+    for k in ("rps", "lat_p50_us", "lat_p99_us", "lat_mean_us", "cpu_per_100k", "cpus_per_100k", "server_cpu_util",
               "load_cpu_util", "other_cpu_util", "zerosys_enters_per_req", "rss_before_kb", "rss_held_kb",
               "kib_per_conn", "requests"):
         rec[k] = med(r.get(k) for r in rs)
@@ -1028,6 +1048,11 @@ def render(datasets, out_path):
   before and after each run, per 100k requests (for churn: per 100k connections). That this includes the SQPOLL
   poller threads (`iou-sqp-PID`) is checked every run against the sum of `/proc/PID/task/*/stat`: see the
   *task/proc* and *poller share* columns of the raw results.
+- **Its CPUs busy** = the wall time of the server's CPUs less their idle and iowait time from `/proc/stat`
+  (exact under the tickless idle; a shard waiting in `io_uring_enter` shows as iowait), per 100k: whatever ran
+  there, the server and the softirq and timer work (packets, TCP timers) that lands on its CPUs while it does not
+  run, which process accounting leaves out. It includes the load generator's warm-up edges of the run (the
+  server idles then), so it reads a little high for every server alike.
 - **Load-generator CPU** = the load generator's rusage over the run, as a share of its CPU(s). When it is near 100%
   the profile measures the load generator, not the server: then compare server CPU per request, not req/s.
   **Other CPU** = whatever else the machine did during the run (from `/proc/stat`, minus server and load
@@ -1150,19 +1175,23 @@ def render_one(data, w):
             continue
         per = "100k conns" if p.get("close") else "100k req"
         w(f"| server | CPUs | req/s | vs nginx | p50 ms | p99 ms | errors | server CPU s / {per} | vs nginx "
+          f"| its CPUs busy s / {per} | vs nginx "
           f"| server CPU | load-gen CPU | bottleneck | syscalls/req (strace) | zerosys enters/req | RSS / peak MiB |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
         for r in recs:
             if r.get("error") and not r.get("rps"):
-                w(f"| {r['label']} | {r['budget']} | failed: {r['error'][:120]} |" + " |" * 12)
+                w(f"| {r['label']} | {r['budget']} | failed: {r['error'][:120]} |" + " |" * 14)
                 continue
+            bratio = (r["cpus_per_100k"] / ng["cpus_per_100k"]
+                      if ng and ng.get("cpus_per_100k") and r.get("cpus_per_100k") else None)
             ratio = r["rps"] / ng["rps"] if ng and ng.get("rps") else None
             cratio = (r["cpu_per_100k"] / ng["cpu_per_100k"]
                       if ng and ng.get("cpu_per_100k") and r.get("cpu_per_100k") else None)
             p50 = fmt_lat(r.get("lat_p50_us")) if p["tool"] == "wrk" else f"mean {fmt_lat(r.get('lat_mean_us'))}"
             w(f"| {r['label']} | {r['budget']}{'*' if r['server'] == 'zerosys-spin' else ''} | {fmt_num(r['rps'])} "
               f"| {fmt_f(ratio)}x | {p50} | {fmt_lat(r.get('lat_p99_us'))} | {r['errors']} "
-              f"| {fmt_f(r.get('cpu_per_100k'), 3)} | {fmt_f(cratio)}x | {fmt_pct(r.get('server_cpu_util'))} "
+              f"| {fmt_f(r.get('cpu_per_100k'), 3)} | {fmt_f(cratio)}x "
+              f"| {fmt_f(r.get('cpus_per_100k'), 3)} | {fmt_f(bratio) + 'x' if bratio else '–'} | {fmt_pct(r.get('server_cpu_util'))} "
               f"| {fmt_pct(r.get('load_cpu_util'))} | {bottleneck(r)} "
               f"| {fmt_f(r.get('strace_syscalls_per_req'), 3)} | {fmt_f(r.get('zerosys_enters_per_req'), 4)} "
               f"| {fmt_f(r.get('rss_kb', 0) / 1024, 1)} / {fmt_f(r.get('hwm_kb', 0) / 1024, 1)} |")
