@@ -99,7 +99,7 @@ func straceCount(t *testing.T, pid int, f func()) (int, string) {
 func TestZeroSyscallsPerRequest(t *testing.T) {
 	needTool(t, "strace")
 	cpus := needCPUs(t, 2)
-	for _, mode := range []string{"keepalive", "close", "delay", "knobs", "h2"} {
+	for _, mode := range []string{"keepalive", "close", "delay", "knobs", "h2", "h2-knobs"} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"--sqpoll", "on", "--idle", "spin", "--mode", mode,
 				"--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1])}
@@ -114,21 +114,26 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 				// size, an extra header, one in ten delayed.
 				args[5] = "keepalive"
 				path = "/?status=503:50,200&size=100:50,2000&header=X-K:v&delay=0:90,1ms:10&cb=1"
-			case "h2":
-				// HTTP/2 streams from h2load: 8 connections of 16 streams.
+			case "h2", "h2-knobs":
+				// HTTP/2 streams from h2load: 8 connections of 16 streams;
+				// with knobs, every answer built for its stream (an echo,
+				// drawn status and size, a header, one in ten delayed).
 				needTool(t, "h2load")
 				args[5] = "keepalive"
+				if mode == "h2-knobs" {
+					path = "/?echo=1&status=201:50,200&header=X-K:v&delay=0:90,1ms:10&cb=1"
+				}
 			}
 			p := startZerosys(t, args...)
 			pid := p.cmd.Process.Pid
 			const window = 2 * time.Second
 			run := func(count *atomic.Int64) {
-				if mode != "h2" {
+				if !strings.HasPrefix(mode, "h2") {
 					loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, count)
 					return
 				}
 				before := p.scrape(t)
-				out, err := exec.Command("h2load", "-D", "2", "-c", "8", "-m", "16", "-t", "1", "http://"+p.addr+"/").CombinedOutput()
+				out, err := exec.Command("h2load", "-D", "2", "-c", "8", "-m", "16", "-t", "1", "http://"+p.addr+path).CombinedOutput()
 				if err != nil || !bytes.Contains(out, []byte(" 0 failed, 0 errored")) {
 					t.Fatalf("h2load: %v\n%s", err, out)
 				}
