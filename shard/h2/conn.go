@@ -293,7 +293,12 @@ func (c *Conn) reset() {
 	}
 	c.dec.Reset()
 	for i := range c.streams {
-		c.streams[i] = stream{next: -1, slot: int32(i)}
+		// alloc sets every field of the slot it takes; an idle one is left
+		// as it is, so a connection's state touches (and keeps resident)
+		// only the slots its streams have used.
+		if c.streams[i].state != stIdle {
+			c.streams[i] = stream{}
+		}
 		c.freeSlots = append(c.freeSlots, int32(len(c.streams)-1-i))
 	}
 	for i := range c.index {

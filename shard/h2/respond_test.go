@@ -228,3 +228,22 @@ func windowUpdate(id, inc uint32) []byte {
 	_ = http2.NewFramer(&b, nil).WriteWindowUpdate(id, inc)
 	return b.Bytes()
 }
+
+// TestResetAfterOpenStreams: a connection reset with streams still open
+// (never answered, never abandoned) starts clean: every slot is free.
+func TestResetAfterOpenStreams(t *testing.T) {
+	c := New(Limits{MaxStreams: 4})
+	in := clientBytes(3, nil)
+	for len(in) > 0 {
+		k, _ := c.Feed(in, 0) // requests left unanswered
+		in = in[k:]
+	}
+	if c.open != 3 {
+		t.Fatalf("%d streams open, want 3", c.open)
+	}
+	c.Reset()
+	got, goAway, resets := responses(t, run(c, clientBytes(4, nil), 1<<20, newAnswer(200, "ok")))
+	if got != 4 || resets != 0 || goAway != ^http2.ErrCode(0) {
+		t.Fatalf("after Reset: %d answers, %d resets, GOAWAY %v", got, resets, goAway)
+	}
+}
