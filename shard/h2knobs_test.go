@@ -97,6 +97,28 @@ func decodeH2(t *testing.T, sent []byte) (map[uint32]*h2Stream, bool) {
 	}
 }
 
+// newH2Fake is a fake shard by cfg with one HTTP/2 client connected,
+// whose reads take all there is.
+func newH2Fake(t *testing.T, cfg Config) (*fakeKernel, *fakeSock, *h2Peer) {
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	k.whole = true
+	return k, k.socks[0], newH2Peer()
+}
+
+// exchange sends what p wrote and lets the server read it and answer.
+func (k *fakeKernel) exchange(s *fakeSock, p *h2Peer) {
+	s.send(p.take())
+	k.completeAll(actRecv)
+	k.completeAll(actSend)
+}
+
+// smallCustomBuffers makes cfg's custom buffers 4.5 KiB.
+func smallCustomBuffers(cfg Config) Config {
+	cfg.Limits.MaxRequestLine, cfg.Limits.MaxHeaderBytes = 256, 256
+	return cfg
+}
+
 // h2KnobsConfig is a fake shard with knobs, for HTTP/2.
 func h2KnobsConfig() Config {
 	cfg := lifecycleConfig(128)
@@ -110,10 +132,7 @@ func h2KnobsConfig() Config {
 // the same statuses, sizes, fields and 400s, per stream, with the others
 // on the connection answered as usual. An echo is the request as text.
 func TestLifecycleH2Knobs(t *testing.T) {
-	k := newFakeKernel(t, h2KnobsConfig())
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, h2KnobsConfig())
 	p.request(1, "GET", "/?status=503&size=30", true)
 	p.request(3, "GET", "/?size=25000", true)
 	p.request(5, "GET", "/e?echo=1&header=X-K:v", true, "x-forwarded-for", "192.0.2.7")
@@ -126,10 +145,7 @@ func TestLifecycleH2Knobs(t *testing.T) {
 	p.request(19, "POST", "/?status=202&size=10", false, "content-length", "4")
 	_ = p.fr.WriteData(19, true, []byte("body"))
 	p.request(21, "GET", "/?echo=1&status=204", true)
-	s.send(p.take())
-	k.whole = true
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	got, goAway := decodeH2(t, s.tx)
 
 	pattern := func(n int) string { return string(PatternBody(n)) }
@@ -180,19 +196,13 @@ func TestLifecycleH2Knobs(t *testing.T) {
 // answered at once; close=1 sends GOAWAY after its stream; a stream reset
 // while it waits gives its bytes back.
 func TestLifecycleH2KnobsWait(t *testing.T) {
-	k := newFakeKernel(t, h2KnobsConfig())
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, h2KnobsConfig())
 	p.request(1, "GET", "/?delay=200ms&status=201&header=X-Late:1", true)
 	p.request(3, "GET", "/?delay=100ms&echo=1", true, "x-a", "b")
 	p.request(5, "POST", "/?status=202&echo=1", false)
 	p.request(7, "GET", "/?delay=300ms&size=3", true)
 	p.request(9, "GET", "/now", true)
-	s.send(p.take())
-	k.whole = true
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	got, _ := decodeH2(t, s.tx)
 	if len(got) != 1 || got[9] == nil || got[9].status != "200" {
 		t.Fatalf("before the delays: %v, want stream 9 alone", got)
@@ -204,9 +214,7 @@ func TestLifecycleH2KnobsWait(t *testing.T) {
 	_ = p.fr.WriteRSTStream(7, http2.ErrCodeCancel)
 	_ = p.fr.WriteData(5, true, []byte("abc"))
 	p.request(11, "GET", "/?close=1", true)
-	s.send(p.take())
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	for range 8 {
 		k.advance(int64(50 * time.Millisecond))
 		k.completeAll(actSend)
@@ -240,18 +248,12 @@ func TestLifecycleH2KnobsWait(t *testing.T) {
 // connection's custom buffer are refused (REFUSED_STREAM, which a client
 // may retry); the others are answered, and every granule comes back.
 func TestLifecycleH2KnobsNoRoom(t *testing.T) {
-	cfg := h2KnobsConfig()
-	cfg.Limits.MaxRequestLine, cfg.Limits.MaxHeaderBytes = 256, 256 // a 4.5 KiB custom buffer
-	k := newFakeKernel(t, cfg)
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, smallCustomBuffers(h2KnobsConfig()))
 	const streams = 100
 	for i := range streams {
 		p.request(uint32(2*i+1), "GET", "/?delay=50ms&echo=1", true, "x-pad", strings.Repeat("p", 100))
 	}
 	s.send(p.take())
-	k.whole = true
 	k.completeAll(actRecv)
 	for range 4 {
 		k.advance(int64(50 * time.Millisecond))
@@ -357,16 +359,10 @@ func TestZeroAllocsPerStreamWithKnobs(t *testing.T) {
 // TestLifecycleH2KnobsBodyLater: an answer whose request body comes
 // later says the Date of when it leaves, prepared or custom.
 func TestLifecycleH2KnobsBodyLater(t *testing.T) {
-	k := newFakeKernel(t, h2KnobsConfig())
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, h2KnobsConfig())
 	p.request(1, "POST", "/?status=202&header=X-A:1", false)
 	p.request(3, "POST", "/?close=0", false)
-	s.send(p.take())
-	k.whole = true
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	before := string(k.e.sets.current().date())
 	k.advance(int64(2 * time.Second))
 	k.e.sets.refresh([]byte("Wed, 02 Dec 2026 00:00:00 GMT")) // what the Date's tick does, a second on
@@ -376,9 +372,7 @@ func TestLifecycleH2KnobsBodyLater(t *testing.T) {
 	}
 	_ = p.fr.WriteData(1, true, []byte("a"))
 	_ = p.fr.WriteData(3, true, []byte("b"))
-	s.send(p.take())
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	got, _ := decodeH2(t, s.tx)
 	for _, id := range []uint32{1, 3} {
 		if a := got[id]; a == nil || a.fields["date"] != now {
@@ -396,12 +390,7 @@ func TestLifecycleH2KnobsBodyLater(t *testing.T) {
 // refused; an echo larger than any run is a 400, not a refusal a client
 // would retry for ever; refused streams count as no answer.
 func TestLifecycleH2KnobsRoomComesBack(t *testing.T) {
-	cfg := h2KnobsConfig()
-	cfg.Limits.MaxRequestLine, cfg.Limits.MaxHeaderBytes = 256, 256 // a 4.5 KiB custom buffer
-	k := newFakeKernel(t, cfg)
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, smallCustomBuffers(h2KnobsConfig()))
 	id := uint32(1)
 	for range 30 { // echoes waiting for bodies that never come: the buffer fills
 		p.request(id, "POST", "/?echo=1", false, "x-pad", strings.Repeat("p", 100))
@@ -414,7 +403,6 @@ func TestLifecycleH2KnobsRoomComesBack(t *testing.T) {
 	}
 	p.request(id, "GET", "/?echo=1", true, "x-pad", strings.Repeat("r", 1000))
 	s.send(p.take())
-	k.whole = true
 	k.completeAll(actRecv)
 	for range 3 {
 		k.advance(int64(50 * time.Millisecond))
@@ -440,17 +428,11 @@ func TestLifecycleH2KnobsRoomComesBack(t *testing.T) {
 func TestLifecycleH2Limits(t *testing.T) {
 	cfg := h2KnobsConfig()
 	cfg.H2MaxStreams, cfg.H2StreamWindow, cfg.H2ConnWindow = 4, 100_000, 1_000_000
-	k := newFakeKernel(t, cfg)
-	k.connect()
-	s := k.socks[0]
-	p := newH2Peer()
+	k, s, p := newH2Fake(t, cfg)
 	for i := range uint32(10) {
 		p.request(2*i+1, "GET", "/?delay=100ms", true)
 	}
-	s.send(p.take())
-	k.whole = true
-	k.completeAll(actRecv)
-	k.completeAll(actSend)
+	k.exchange(s, p)
 	var settings []http2.Setting
 	var connWindow uint32
 	fr := http2.NewFramer(nil, bytes.NewReader(s.tx))
