@@ -142,7 +142,7 @@ func (h *http1) reset(lim httpwire.Limits, now int64, buf []byte) {
 
 // wholeHead is the head of the request that ended in fed, when it is at
 // hand: in fed from its first byte, or kept by capture.
-func (h *http1) wholeHead(fed []byte, req httpwire.RequestInfo, env *protoEnv) ([]byte, bool) {
+func (h *http1) wholeHead(fed []byte, req httpwire.RequestInfo) ([]byte, bool) {
 	if h.cust.capLen == 0 && int(req.HeadLen) <= len(fed) {
 		return fed[:req.HeadLen], true
 	}
@@ -197,7 +197,7 @@ func (h *http1) feed(b []byte, more bool, q *answerQueue, env *protoEnv) (int, e
 			// An upgrade is looked for on a first request whose whole head
 			// is at hand: in this read, or kept across reads (capture).
 			if h.answers == 1 && env.h2c && !req.HasBody && !env.closeAll {
-				if head, ok := h.wholeHead(fed, req, env); ok && upgradeH2C(head, &env.h2settings) {
+				if head, ok := h.wholeHead(fed, req); ok && upgradeH2C(head, &env.h2settings) {
 					h.cust.capLen = 0
 					if req.QueryStart != 0 && env.knobs != nil {
 						// Its knobs apply on stream 1: the head is kept, as

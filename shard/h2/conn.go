@@ -176,7 +176,7 @@ type Conn struct {
 	hFate       uint8      // what the block does once decoded (fateNew, ...)
 	hCode       w.ErrCode  // fateReset: the code
 	reqBuf      []byte     // Req's bytes
-	fieldBuf    []byte     // Req.Fields' bytes (Limits.KeepFields)
+	fieldBuf    []byte     // Req.Fields' bytes (Limits.FieldsFor)
 	doneTags    []uint32   // tags of answered streams that ended, for DoneTag
 	resets      [32]uint32 // streams we reset lately: their late frames are read away
 	resetAt     int
