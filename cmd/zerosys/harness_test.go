@@ -201,7 +201,7 @@ func (m metrics) sum(name string, want ...string) float64 {
 
 // toolPackages names the Debian package of each tool the tests drive.
 var toolPackages = map[string]string{
-	"strace": "strace", "curl": "curl", "wrk": "wrk", "h2load": "nghttp2-client", "setpriv": "util-linux",
+	"strace": "strace", "curl": "curl", "wrk": "wrk", "h2load": "nghttp2-client", "setpriv": "util-linux", "taskset": "util-linux",
 	"ab": "apache2-utils", "hey": "hey", "ip": "iproute2", "nstat": "iproute2", "python3": "python3",
 	"slowhttptest": "slowhttptest",
 }

@@ -171,6 +171,8 @@ func TestSlowloris(t *testing.T) {
 // connection, no descriptor.
 func TestSlowAttacks(t *testing.T) {
 	tool := needTool(t, "slowhttptest")
+	taskset := needTool(t, "taskset")
+	cpus := needCPUs(t, 2)
 	for _, tc := range []struct {
 		name   string
 		args   []string // slowhttptest's, without -u
@@ -188,14 +190,17 @@ func TestSlowAttacks(t *testing.T) {
 		{"slow-body", []string{"-B", "-i", "1", "-s", "8192", "-x", "10"}, "/", "timeout_header", 100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--send-timeout", "2s", "--header-timeout", "2s")
+			// The shard on one CPU, the attacker on the other: what is
+			// measured is the server under attack, not the scheduler
+			// sharing a CPU between it and slowhttptest.
+			p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--cpus", strconv.Itoa(cpus[0]), "--send-timeout", "2s", "--header-timeout", "2s")
 			pid := p.cmd.Process.Pid
 			p.scrape(t) // its keep-alive connection to the metrics server stays open
 			fdsBefore := countFDs(t, pid)
 			args := append([]string{"-c", "300", "-r", "100", "-l", "7", "-p", "2", "-u", "http://" + p.addr + tc.path}, tc.args...)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			attack := exec.CommandContext(ctx, tool, args...)
+			attack := exec.CommandContext(ctx, taskset, append([]string{"-c", strconv.Itoa(cpus[1]), tool}, args...)...)
 			var out bytes.Buffer
 			attack.Stdout, attack.Stderr = &out, &out
 			if err := attack.Start(); err != nil {
@@ -247,14 +252,13 @@ func TestSlowAttacks(t *testing.T) {
 			}
 			t.Logf("%s: up to %v connections open; %v cut by %s during the attack; %d bystander requests, the slowest answered in %v (%v of it connecting; request %d); afterwards 0 connections, %d descriptors as before",
 				tc.name, peak, cut, tc.reason, answered, worst.Round(100*time.Microsecond), worstDial.Round(100*time.Microsecond), worstAt, fdsBefore)
-			// The bound holds for nine in ten requests: on a 2-CPU VM a
-			// few in a few dozen meet the moment the kernel frees the
-			// queues of a sweep's reset sockets (1 MiB answers each; seen:
-			// up to 3 of 63 over 100 ms, the slowest 135 ms). A starved
-			// bystander (before the send timeout reset its attackers,
-			// most waited over it) fails either check.
-			if over > max(2, answered/10) || worst > 4*tc.bound {
-				t.Errorf("%d of %d bystander requests waited over %v, the slowest %v; want at most a tenth, none over %v", over, answered, tc.bound, worst, 4*tc.bound)
+			// The bound holds for all but a rare request: on a 2-CPU VM
+			// one in a few dozen may meet the moment the kernel frees a
+			// hundred reset sockets' queues. A starved bystander (before
+			// the send timeout reset its attackers, most waited over it)
+			// fails either check.
+			if over > 2 || worst > 4*tc.bound {
+				t.Errorf("%d bystander requests waited over %v, the slowest %v; want at most 2, none over %v", over, tc.bound, worst, 4*tc.bound)
 			}
 			if answered < 30 {
 				t.Errorf("only %d bystander requests during the attack", answered)
