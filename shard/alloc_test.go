@@ -60,7 +60,7 @@ func TestZeroAllocsPerRequest(t *testing.T) {
 		allocs := processAllocs(rounds, round)
 		requests := rounds * perBatch
 		perReq := float64(allocs) / float64(requests)
-		t.Logf("%d requests, %d allocations in the process: %.5f per request", requests, allocs, perReq)
+		t.Logf("%s: %d requests, %d allocations in the process: %.5f per request", m.name, requests, allocs, perReq)
 		if perReq > 0.001 {
 			t.Errorf("%.4f allocations per request (%d over %d requests), want 0", perReq, allocs, requests)
 		}

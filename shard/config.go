@@ -120,9 +120,15 @@ type RecvMode uint8
 // only when bytes arrive and give it back once they are framed, so an idle
 // connection holds no receive memory.
 const (
+	// RecvAuto: a connection's first read as in RecvPool, every later one
+	// from a multishot recv. A connection that closes after one request
+	// (churn) then costs no multishot arm, linger and cancel, and one
+	// that stays (keep-alive, pipelining, HTTP/2) no poll re-arm per read.
+	// The default.
+	RecvAuto RecvMode = iota
 	// RecvPool: a recv per read, whose buffer the kernel takes from the
-	// shard's pool as the bytes arrive (IOSQE_BUFFER_SELECT). The default.
-	RecvPool RecvMode = iota
+	// shard's pool as the bytes arrive (IOSQE_BUFFER_SELECT).
+	RecvPool
 	// RecvSlot: a recv per read into a buffer of the connection's own
 	// (RecvBuffer bytes per slot, touched once the slot is first used).
 	RecvSlot
@@ -140,6 +146,8 @@ func (m RecvMode) String() string {
 		return "slot"
 	case RecvMultishot:
 		return "multishot"
+	case RecvAuto:
+		return "auto"
 	}
 	return "recv?"
 }
@@ -150,12 +158,12 @@ func ParseRecvMode(s string) (RecvMode, error) {
 	if s == "single" {
 		return RecvSlot, nil
 	}
-	for _, m := range []RecvMode{RecvPool, RecvSlot, RecvMultishot} {
+	for _, m := range []RecvMode{RecvAuto, RecvPool, RecvSlot, RecvMultishot} {
 		if s == m.String() {
 			return m, nil
 		}
 	}
-	return 0, fmt.Errorf("recv %q: want pool, slot or multishot", s)
+	return 0, fmt.Errorf("recv %q: want auto, pool, slot or multishot", s)
 }
 
 // pooled reports whether the mode receives into the shard's buffer ring.

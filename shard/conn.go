@@ -31,7 +31,9 @@ type conn struct {
 
 	// Facts that hold independently of the phase.
 	recvArmed  bool  // a recv (single-shot, or multishot still armed) is in the ring
+	recvMulti  bool  // the recv armed is multishot
 	recvPaused bool  // a cancel of the multishot recv is in flight to pause reading, not to end it
+	readOnce   bool  // bytes have arrived: RecvAuto arms multishot recvs from now on
 	waitBuf    bool  // waiting in engine.waiters for a pool buffer to arm the recv
 	sending    bool  // a send is in the ring
 	linger     bool  // end by half-close and reading to EOF: input may still arrive
@@ -249,7 +251,7 @@ func (e *engine) keepReading(c *conn) {
 	switch {
 	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf && !c.peerEOF:
 		e.recv(c)
-	case full && c.recvArmed && e.cfg.Recv == RecvMultishot && !c.recvPaused:
+	case full && c.recvArmed && c.recvMulti && !c.recvPaused:
 		// A multishot recv would keep taking buffers for a client we have
 		// stopped reading: pause it.
 		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
@@ -294,7 +296,8 @@ func (e *engine) recv(c *conn) {
 			return
 		}
 		k := actRecvPool
-		if e.cfg.Recv == RecvMultishot {
+		c.recvMulti = e.cfg.Recv == RecvMultishot || e.cfg.Recv == RecvAuto && c.readOnce
+		if c.recvMulti {
 			k = actRecvMulti
 		}
 		e.push(action{kind: k, fd: c.fd, ud: c.ud(opRecv)})
@@ -440,10 +443,11 @@ func (e *engine) endBatch(c *conn) {
 func (e *engine) onRecv(c *conn, cq completion) {
 	paused := false
 	if !cq.more() {
-		c.recvArmed = false
+		c.recvArmed, c.recvMulti = false, false
 		paused, c.recvPaused = c.recvPaused, false
 	}
 	if bid, ok := cq.bid(); ok {
+		c.readOnce = true
 		e.pool.take(bid, cq.res)
 		e.local[cBytesIn] += uint64(cq.res)
 		if c.phase != phaseOpen {

@@ -55,9 +55,13 @@ func lifecycleConfig(b byte) Config {
 	// mode meets each of those settings.
 	cfg.Recv = RecvSlot
 	if b&1 != 0 {
-		cfg.Recv = RecvPool
-		if (b>>4^b>>6)&1 != 0 {
+		switch {
+		case (b>>4^b>>6)&1 != 0:
 			cfg.Recv = RecvMultishot
+		case (b>>3^b>>4)&1 != 0:
+			cfg.Recv = RecvAuto
+		default:
+			cfg.Recv = RecvPool
 		}
 	}
 	if b&2 != 0 {
@@ -324,7 +328,7 @@ func TestLifecycleSeeds(t *testing.T) {
 // received must all be answered before the close (the EOF must not throw
 // away input not yet framed).
 func TestLifecyclePeerEOFAfterPipeline(t *testing.T) {
-	for _, recv := range []RecvMode{RecvSlot, RecvPool, RecvMultishot} {
+	for _, recv := range []RecvMode{RecvSlot, RecvPool, RecvMultishot, RecvAuto} {
 		cfg := lifecycleConfig(0)
 		cfg.Recv = recv
 		cfg.RecvBuffer, cfg.bufCount, cfg.MaxPipeline = 4096, 16, 1024
@@ -757,4 +761,60 @@ func (s *fakeSock) h2Send(i int) string {
 	h2Menu[i](s.peer, s.nextStream)
 	s.nextStream += 2
 	return s.peer.take()
+}
+
+// TestLifecycleRecvAuto: RecvAuto reads a connection's first bytes with a
+// single-shot recv and arms a multishot recv only for a connection that
+// stays open after them; one that says Connection: close in its first
+// request never has a multishot recv, so it closes behind its answer
+// without a half-close and a read to EOF.
+func TestLifecycleRecvAuto(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.Recv = RecvAuto
+	cfg.RecvBuffer, cfg.bufCount = 4096, 16
+	k := newFakeKernel(t, cfg)
+	k.whole = true
+	kinds := func(s *fakeSock) (single, multi int) {
+		for _, o := range k.opsOf(s) {
+			switch o.a.kind {
+			case actRecvPool:
+				single++
+			case actRecvMulti:
+				multi++
+			}
+		}
+		return single, multi
+	}
+
+	k.connect()
+	closing := k.socks[0]
+	if single, multi := kinds(closing); single != 1 || multi != 0 {
+		t.Fatalf("a new connection: %d single-shot and %d multishot recvs, want 1 and 0", single, multi)
+	}
+	closing.send(requestMenu[2]) // Connection: close
+	k.completeAll(actRecvPool)
+	k.completeAll(actSend)
+	k.completeAll(actClose)
+	if !closing.closed || closing.shutWR || len(closing.answers) != 1 {
+		t.Fatalf("after Connection: close: closed %v, half-closed %v, %d answers; want closed without a half-close, 1 answer",
+			closing.closed, closing.shutWR, len(closing.answers))
+	}
+
+	k.connect()
+	staying := k.socks[1]
+	staying.send(requestMenu[0])
+	k.completeAll(actRecvPool)
+	k.completeAll(actSend)
+	if single, multi := kinds(staying); single != 0 || multi != 1 {
+		t.Fatalf("after a keep-alive request: %d single-shot and %d multishot recvs, want 0 and 1", single, multi)
+	}
+	for range 3 {
+		staying.send(requestMenu[0])
+		k.completeAll(actRecvMulti)
+		k.completeAll(actSend)
+	}
+	if single, multi := kinds(staying); single != 0 || multi != 1 || len(staying.answers) != 4 {
+		t.Fatalf("after 4 requests: %d single-shot and %d multishot recvs, %d answers; want 0, 1 and 4", single, multi, len(staying.answers))
+	}
+	k.quiesce()
 }

@@ -31,21 +31,23 @@ type ringMode struct {
 // needs a CPU for itself and one for its poller; combinations the machine
 // cannot place are skipped with the reason.
 var modes = []ringMode{
-	{"sqpoll=off/shards=1", false, 1, RecvPool, false},
-	{"sqpoll=off/shards=2", false, 2, RecvPool, false},
-	{"sqpoll=on/shards=1", true, 1, RecvPool, false},
-	{"sqpoll=on/shards=2", true, 2, RecvPool, false},
+	{"sqpoll=off/shards=1", false, 1, RecvAuto, false},
+	{"sqpoll=off/shards=2", false, 2, RecvAuto, false},
+	{"sqpoll=on/shards=1", true, 1, RecvAuto, false},
+	{"sqpoll=on/shards=2", true, 2, RecvAuto, false},
 	{"sqpoll=off/shards=1/recv=multishot", false, 1, RecvMultishot, false},
 	{"sqpoll=on/shards=1/recv=multishot", true, 1, RecvMultishot, false},
 	{"sqpoll=off/shards=1/recv=slot", false, 1, RecvSlot, false},
 	{"sqpoll=on/shards=1/recv=slot", true, 1, RecvSlot, false},
-	{"sqpoll=off/shards=1/fixed-files", false, 1, RecvPool, true},
-	{"sqpoll=on/shards=1/fixed-files", true, 1, RecvPool, true},
+	{"sqpoll=off/shards=1/fixed-files", false, 1, RecvAuto, true},
+	{"sqpoll=on/shards=1/fixed-files", true, 1, RecvAuto, true},
+	{"sqpoll=off/shards=1/recv=pool", false, 1, RecvPool, false},
+	{"sqpoll=on/shards=1/recv=pool", true, 1, RecvPool, false},
 }
 
 // recvModes is one shard without SQPOLL, receiving each way, and with
 // fixed files.
-var recvModes = []ringMode{modes[0], modes[4], modes[6], modes[8]}
+var recvModes = []ringMode{modes[0], modes[4], modes[6], modes[8], modes[10]}
 
 // forRecvModes runs f as a subtest for each way of receiving.
 func forRecvModes(t *testing.T, f func(t *testing.T, m ringMode)) {

@@ -159,7 +159,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.fixedFiles, "fixed-files", false, "accept connections into each ring's own file table (no descriptor per connection, no descriptor lookup per operation; Linux 5.19+) instead of the process's descriptor table")
 	fs.StringVar(&c.h2c, "h2c", "on", "HTTP/2 over cleartext: on (a client that opens with the HTTP/2 preface speaks HTTP/2, the rest HTTP/1.1), off (HTTP/1.1 only: the preface is answered 505), only (HTTP/2 only, for proxies set to speak HTTP/2 to their backends)")
 	fs.IntVar(&c.recvBuf, "recv-buffer", 4096, "bytes of one receive buffer")
-	fs.StringVar(&c.recv, "recv", "pool", "pool: one recv per read into a buffer the kernel takes from the shard's buffer ring as bytes arrive (an idle connection holds none); slot: one recv per read into a buffer of the connection's own (single is its earlier name); multishot: one multishot recv per connection from the buffer ring")
+	fs.StringVar(&c.recv, "recv", "auto", "auto: the first read of a connection as pool, every later one from a multishot recv (the default); pool: one recv per read into a buffer the kernel takes from the shard's buffer ring as bytes arrive (an idle connection holds none); slot: one recv per read into a buffer of the connection's own (single is its earlier name); multishot: one multishot recv per connection from the buffer ring")
 	fs.IntVar(&c.maxPipeline, "max-pipeline", 1024, "answers queued per connection before zerosys stops reading from it")
 	fs.DurationVar(&c.headerTimeout, "header-timeout", 30*time.Second, "a request head must arrive within this (408, then close)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "close a keep-alive connection idle this long")
