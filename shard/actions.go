@@ -28,7 +28,7 @@ type action struct {
 	ud     uint64
 	target uint64 // actCancel: user_data of the operation to cancel
 	buf    []byte
-	n      uint32 // actShutdown: how; actSplice: body bytes
+	n      uint32 // actShutdown: how; actSplice: body bytes; actSendZC: 1 + the answer's entry in the buffer table (zcIndex)
 	fd     int32
 	kind   actKind
 	link   bool // IOSQE_IO_HARDLINK: the next action runs after this one, even if it fails

@@ -359,7 +359,7 @@ func (e *engine) send(c *conn) {
 	c.out.zc = e.cfg.SendZC && len(b) >= zcMin && h.v != vCustom
 	if c.out.zc {
 		e.sets.hold(c.out.set) // the zero-copy op's own reference, returned by its notification
-		e.push(action{kind: actSendZC, fd: c.fd, buf: b, link: link, ud: packZC(c.gen, c.slot, c.out.set)})
+		e.push(action{kind: actSendZC, fd: c.fd, buf: b, link: link, n: zcIndex(c.out.set, h.v) + 1, ud: packZC(c.gen, c.slot, c.out.set)})
 	} else {
 		e.push(action{kind: actSend, fd: c.fd, buf: b, link: link, ud: c.ud(opSend)})
 	}

@@ -51,6 +51,8 @@ const (
 	cSpliced
 	cSpliceFallback
 	cPipeDrains
+	cSendZCFixed
+	cZCRegisterFailed
 	cH2Conns
 	cH2Streams
 	cH2Refused
@@ -122,6 +124,8 @@ var counterTable = [numCounters]CounterInfo{
 	cBehaviourChanges:    {"behaviour_changes_total", "", "", "Behaviour changes the shard took up (PUT and DELETE /behaviour).", "behaviour_changes"},
 	cEvictedHead:         {"connections_evicted_total", "kind", "head", evictHelp, "evicted_head"},
 	cEvictedIdle:         {"connections_evicted_total", "kind", "idle", evictHelp, "evicted_idle"},
+	cSendZCFixed:         {"sends_zerocopy_registered_total", "", "", "Zero-copy sends from answers registered with the ring (--send-zc): no page pinning per send.", "sends_zc_registered"},
+	cZCRegisterFailed:    {"zerocopy_registrations_failed_total", "", "", "Answers the ring refused to register for zero-copy sends (RLIMIT_MEMLOCK); they are sent zero-copy from plain memory.", "zc_registrations_failed"},
 	cSpliced:             {"answers_spliced_total", "", "", "Answers whose body was spliced from a memory file (--splice-min).", "spliced"},
 	cSpliceFallback:      {"splice_fallback_total", "", "", "Answers large enough to splice that were copied instead: every pipe was busy.", "splice_fallback"},
 	cPipeDrains:          {"splice_pipe_drains_total", "", "", "Splice pipes emptied into /dev/null after a chain broke with body bytes in them.", "splice_pipe_drains"},

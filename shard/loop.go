@@ -121,6 +121,7 @@ func (s *Shard) refreshDate() {
 	if !s.e.date.tick(s.e.now, &s.e.sets) {
 		s.e.local[cDateDelayed]++
 	}
+	s.syncZC()
 	if len(s.e.files) > 1 {
 		s.e.closeStaleFiles() // a refresh may have dropped an old behaviour's last set
 	}
@@ -186,6 +187,12 @@ func (s *Shard) prep(a *action) {
 		r.prepSend(a.fd, a.buf, link, a.ud)
 	case actSendZC:
 		r.prepSendZC(a.fd, a.buf, link, a.ud)
+		if i, ok := s.zc.lookup(a.n-1, a.buf); ok {
+			e := r.lastSQE()
+			e.IoPrio |= recvsendFixedBuf
+			e.BufIG = i
+			s.e.local[cSendZCFixed]++
+		}
 	case actShutdown:
 		r.prepShutdown(a.fd, int(a.n), 0, a.ud)
 	case actSplice:

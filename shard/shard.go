@@ -42,6 +42,7 @@ type Shard struct {
 	// and reports the generation it answers by.
 	posted        atomic.Pointer[postedTable]
 	pending       *postedTable
+	zc            *zcBuffers // the answers registered for zero-copy sends (SendZC); nil: none
 	applied       atomic.Uint64
 	postedMu      sync.Mutex // orders SetBehaviour callers; never on the request path
 	postGen       uint64
@@ -158,6 +159,13 @@ func (s *Shard) run(ready chan<- error) {
 		fail(err)
 		return
 	}
+	if cfg.SendZC {
+		if z, err := r.newZCBuffers(); err != nil {
+			cfg.Logger.Warn("zero-copy sends pin their pages on every send: the ring refused a buffer table", "shard", cfg.ID, "err", err)
+		} else {
+			s.zc = z
+		}
+	}
 	if cfg.FixedFiles {
 		if err := r.registerFileTable(fileTableSize(cfg)); err != nil {
 			cfg.Logger.Warn("connections get descriptors: the ring refused a file table", "shard", cfg.ID, "slots", fileTableSize(cfg), "err", err)
@@ -182,6 +190,7 @@ func (s *Shard) run(ready chan<- error) {
 		}
 	}
 	s.r = r
+	s.syncZC()
 	s.epoch = time.Now()
 	s.e.armAccept()
 	s.armWake()
@@ -292,9 +301,18 @@ func (s *Shard) takeBehaviour() {
 // tryBehaviour uses the pending behaviour if a response set is free for it.
 func (s *Shard) tryBehaviour() {
 	if p := s.pending; p != nil && s.e.useTable(p.t) {
+		s.syncZC()
 		s.pending = nil
 		s.applied.Store(p.gen)
 		s.dirty = true
+	}
+}
+
+// syncZC brings the registered answers in line with the response sets
+// after they changed (a new set, a new behaviour, a dropped set).
+func (s *Shard) syncZC() {
+	if s.zc != nil {
+		s.e.local[cZCRegisterFailed] += uint64(s.zc.sync(s.r, &s.e.sets))
 	}
 }
 
