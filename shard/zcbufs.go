@@ -1,8 +1,10 @@
 package shard
 
 import (
+	"fmt"
 	"unsafe"
 
+	"github.com/pawelgaczynski/giouring"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,4 +137,26 @@ func (z *zcBuffers) lookup(i uint32, buf []byte) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(i), true
+}
+
+// ZeroCopySupported makes a small ring, probes IORING_OP_SEND_ZC and
+// registers one buffer in a buffer table, so `zerosys check` can say what
+// --send-zc would do: err when the kernel lacks zero-copy sends (a shard
+// would not start), unregistered when it sends them from plain memory.
+func ZeroCopySupported() (unregistered, err error) {
+	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	if err := r.probeOps([]probeOp{{giouring.OpSendZC, "IORING_OP_SEND_ZC", "6.0"}}); err != nil {
+		return nil, err
+	}
+	if err := r.registerBufferTable(4); err != nil {
+		return fmt.Errorf("the ring refused a buffer table (5.19): %w", err), nil
+	}
+	if err := r.setBuffer(0, make([]byte, zcMin)); err != nil {
+		return fmt.Errorf("the ring refused to register a buffer (RLIMIT_MEMLOCK): %w", err), nil
+	}
+	return nil, nil
 }

@@ -80,6 +80,14 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 		}
 		add("fixed files", detail, nil)
 	}
+	if cfg.sendZC {
+		detail := "answers of 16 KiB or more are sent zero-copy from buffers registered with each ring (IORING_RECVSEND_FIXED_BUF)"
+		unregistered, err := shard.ZeroCopySupported()
+		if unregistered != nil {
+			detail = fmt.Sprintf("answers are sent zero-copy from plain memory, their pages pinned per send: %v", unregistered)
+		}
+		add("zero-copy sends", detail, err)
+	}
 	if cfg.spliceMin > 0 {
 		detail := fmt.Sprintf("bodies of %d bytes or more are spliced from a memory file (IORING_OP_SPLICE)", cfg.spliceMin)
 		if err := shard.SpliceSupported(); err != nil {
