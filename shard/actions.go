@@ -112,4 +112,10 @@ func (q *actionQueue) pop(k int) {
 	}
 	q.head = (q.head + k) & q.mask
 	q.n -= k
+	if q.n == 0 {
+		// Start over at the front: the queue then touches only as many
+		// entries as were ever queued at once, not a new stretch of its
+		// (connection-sized) capacity with every few thousand operations.
+		q.head = 0
+	}
 }

@@ -37,3 +37,27 @@ func TestActionQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestActionQueueReusesFront: a queue that empties starts over at its
+// front, so a shard touches only as many entries as were ever queued at
+// once, however many operations pass through its connection-sized ring.
+func TestActionQueueReusesFront(t *testing.T) {
+	q := newActionQueue(1 << 12)
+	for i := range 10000 {
+		for j := range 3 {
+			q.push(action{kind: actSend, fd: int32(i), n: uint32(j + 1)})
+		}
+		if i%2 == 0 {
+			q.pop(1) // drained in two steps now and then
+		}
+		q.pop(q.n)
+	}
+	if q.n != 0 || q.head != 0 {
+		t.Fatalf("empty queue: n %d, head %d; want both 0", q.n, q.head)
+	}
+	for i := 3; i < len(q.a); i++ {
+		if a := q.a[i]; a.kind != 0 || a.fd != 0 || a.n != 0 {
+			t.Fatalf("entry %d of %d was used (%+v); want only the first 3 ever", i, len(q.a), q.a[i])
+		}
+	}
+}
