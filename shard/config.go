@@ -107,7 +107,7 @@ type Config struct {
 	// a teardown that hit its bound); nil means slog.Default().
 	Logger *slog.Logger
 
-	bufCount int // with a pool (RecvPool, RecvMultishot): its buffers (a power of two); 0 sizes it from MaxConns. For tests.
+	bufCount int // with a pool (every mode but RecvSlot): its buffers (a power of two); 0 sizes it from MaxConns. For tests.
 }
 
 // maxPoolBuffers bounds the receive pool (see poolSize).
@@ -249,9 +249,10 @@ const MaxH2Streams = 4096
 // poolSize is the number of buffers in the receive pool: as many as the
 // table has slots, from 64 up to 4096. A buffer is out only from the recv
 // that fills it until its bytes are framed, the same loop turn unless the
-// connection's answer queue is full, so what the pool needs follows the
-// reads in flight, not the connections open; and only the buffers those
-// reads have needed are ever touched (see bufPool).
+// connection's answer queue is full (a multishot recv may fill a few more
+// between the pause the full queue asks for and its cancel), so what the
+// pool needs follows the reads in flight, not the connections open; and
+// only the buffers those reads have needed are ever touched (see bufPool).
 func (c *Config) poolSize() int {
 	if c.bufCount > 0 {
 		return c.bufCount

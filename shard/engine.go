@@ -28,7 +28,7 @@ type engine struct {
 	free  []uint32 // stack of free slot indexes
 	bufs  []byte   // RecvBuffer bytes per slot: RecvSlot's recv buffer, a pool connection's stash
 
-	// With a pool (RecvPool, RecvMultishot): the provided buffers, and the slots waiting
+	// With a pool (every mode but RecvSlot): the provided buffers, and the slots waiting
 	// for a buffer to arm their recv (each at most once: conn.waitBuf).
 	pool    *bufPool
 	waiters []uint32

@@ -87,10 +87,12 @@ func (r *ring) fixFile(close bool) {
 // FixedFilesSupported makes a small ring and gives it a file table, so
 // `zerosys check` can say whether --fixed-files would take.
 func FixedFilesSupported() error {
-	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	return r.registerFileTable(16)
+	return onLockedThread(func() error {
+		r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		return r.registerFileTable(16)
+	})
 }

@@ -14,6 +14,18 @@ type PreflightConfig struct {
 	CPU       int // the thread to create the ring from is pinned here; -1 = not pinned
 }
 
+// onLockedThread runs f on a fresh thread of its own, locked for f's whole
+// run and discarded after: a SINGLE_ISSUER ring accepts io_uring_register
+// only from the thread that made it.
+func onLockedThread(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // exits locked: the thread dies with the goroutine
+		errc <- f()
+	}()
+	return <-errc
+}
+
 // Preflight makes and destroys a small ring the way a shard would, and
 // probes the operations shards use, so a machine that cannot run zerosys
 // is told why before anything listens. Its errors are the ones Start

@@ -345,10 +345,12 @@ func (r *ring) boundWorkers(cpu, n int) {
 // `zerosys check` can say whether --splice-min would splice; a shard that
 // finds it missing copies instead and logs one line.
 func SpliceSupported() error {
-	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
-	if err != nil {
-		return err
-	}
-	defer r.close()
-	return r.probeOps(spliceOps)
+	return onLockedThread(func() error {
+		r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		return r.probeOps(spliceOps)
+	})
 }

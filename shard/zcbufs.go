@@ -41,7 +41,14 @@ type rsrcUpdate2 struct {
 type zcBuffers struct {
 	base []uintptr
 	size []int
-	off  bool // an entry could be neither set nor cleared: name no entry again
+	// failed is, per entry, the start of the bytes the kernel last
+	// refused to register (0: none): they are not asked for again, so a
+	// refusal (RLIMIT_MEMLOCK) costs one pin and unpin and one count, not
+	// one every second. A new set's bytes are asked for afresh; as old
+	// sets are dropped, room may have come back.
+	failed []uintptr
+	off    bool       // an entry could be neither set nor cleared: name no entry again
+	iov    unix.Iovec // setBuffer's argument: the kernel reads it through a pointer, so not on a stack
 }
 
 // zcIndex is the table entry of variant v of response set set.
@@ -60,15 +67,16 @@ func (r *ring) registerBufferTable(n int) error {
 }
 
 // setBuffer registers b as entry i of the buffer table, or clears the
-// entry when b is empty (5.13). Sends in flight that name the entry keep
-// the pages they started with.
-func (r *ring) setBuffer(i uint32, b []byte) error {
-	var iov unix.Iovec
+// entry when b is empty (5.13), through iov, which must not live on a
+// goroutine stack. Sends in flight that name the entry keep the pages
+// they started with.
+func (r *ring) setBuffer(i uint32, b []byte, iov *unix.Iovec) error {
+	*iov = unix.Iovec{}
 	if len(b) > 0 {
 		iov.Base = unsafe.SliceData(b)
 		iov.SetLen(len(b))
 	}
-	u := rsrcUpdate2{offset: i, data: uint64(uintptr(unsafe.Pointer(&iov))), nr: 1}
+	u := rsrcUpdate2{offset: i, data: uint64(uintptr(unsafe.Pointer(iov))), nr: 1}
 	n, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerBuffersUpdate,
 		uintptr(unsafe.Pointer(&u)), unsafe.Sizeof(u), 0, 0)
 	if errno != 0 {
@@ -86,14 +94,23 @@ func (r *ring) newZCBuffers() (*zcBuffers, error) {
 	if err := r.registerBufferTable(n); err != nil {
 		return nil, err
 	}
-	return &zcBuffers{base: make([]uintptr, n), size: make([]int, n)}, nil
+	return &zcBuffers{base: make([]uintptr, n), size: make([]int, n), failed: make([]uintptr, n)}, nil
 }
 
 // sync makes the table match the sets: each large variant of a live set
 // registered where its bytes are now, every other entry empty. It returns
 // how many registrations failed (those entries stay empty: their answers
 // go as zero-copy sends of plain memory).
+//
+// An entry whose bytes have not moved is left alone. That is safe only
+// because every set that is dropped or replaced passes through a sync
+// that clears or moves its entries before new memory can take its place:
+// an entry kept over a reused address would name the pages pinned
+// before, which need not be the ones the address maps now.
 func (z *zcBuffers) sync(r *ring, sets *respSets) (failed int) {
+	if z.off {
+		return 0
+	}
 	for set := range maxSets {
 		var rs *responses
 		if set < len(sets.sets) {
@@ -109,12 +126,13 @@ func (z *zcBuffers) sync(r *ring, sets *respSets) (failed int) {
 			if len(b) > 0 {
 				base = uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 			}
-			if base == z.base[i] && len(b) == z.size[i] {
+			if base == z.base[i] && len(b) == z.size[i] || base != 0 && base == z.failed[i] && z.base[i] == 0 {
 				continue
 			}
-			if err := r.setBuffer(i, b); err != nil {
+			if err := r.setBuffer(i, b, &z.iov); err != nil {
 				failed++
-				if z.base[i] != 0 && r.setBuffer(i, nil) != nil {
+				z.failed[i] = base
+				if z.base[i] != 0 && r.setBuffer(i, nil, &z.iov) != nil {
 					// It still holds bytes the set has let go of, which
 					// new memory could come to occupy.
 					z.off = true
@@ -144,19 +162,21 @@ func (z *zcBuffers) lookup(i uint32, buf []byte) (uint16, bool) {
 // --send-zc would do: err when the kernel lacks zero-copy sends (a shard
 // would not start), unregistered when it sends them from plain memory.
 func ZeroCopySupported() (unregistered, err error) {
-	r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
-	if err != nil {
-		return nil, err
-	}
-	defer r.close()
-	if err := r.probeOps([]probeOp{{giouring.OpSendZC, "IORING_OP_SEND_ZC", "6.0"}}); err != nil {
-		return nil, err
-	}
-	if err := r.registerBufferTable(4); err != nil {
-		return fmt.Errorf("the ring refused a buffer table (5.19): %w", err), nil
-	}
-	if err := r.setBuffer(0, make([]byte, zcMin)); err != nil {
-		return fmt.Errorf("the ring refused to register a buffer (RLIMIT_MEMLOCK): %w", err), nil
-	}
-	return nil, nil
+	err = onLockedThread(func() error {
+		r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		if err := r.probeOps([]probeOp{{giouring.OpSendZC, "IORING_OP_SEND_ZC", "6.0"}}); err != nil {
+			return err
+		}
+		if err := r.registerBufferTable(4); err != nil {
+			unregistered = fmt.Errorf("the ring refused a buffer table (5.19): %w", err)
+		} else if err := r.setBuffer(0, make([]byte, zcMin), new(unix.Iovec)); err != nil {
+			unregistered = fmt.Errorf("the ring refused to register a buffer (RLIMIT_MEMLOCK): %w", err)
+		}
+		return nil
+	})
+	return unregistered, err
 }

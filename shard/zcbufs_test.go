@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestServeZeroCopyRegistered: with SendZC the large answers go from
@@ -69,5 +71,69 @@ func TestServeZeroCopyRegistered(t *testing.T) {
 	}
 	if live == 0 {
 		t.Error("no entry registered for the live sets")
+	}
+}
+
+// TestZCBuffersRefusedOnce: bytes the kernel refuses to register (here
+// memory it cannot pin) leave their entry empty, are counted once and not
+// asked for again by later syncs, and never make lookup name the entry;
+// the bytes it takes are looked up by range; a dropped set's entries are
+// cleared.
+func TestZCBuffersRefusedOnce(t *testing.T) {
+	var noTable error
+	err := onLockedThread(func() error {
+		r, err := newRing(ringOptions{entries: 8, cqEntries: 16})
+		if err != nil {
+			return err
+		}
+		defer r.close()
+		z, err := r.newZCBuffers()
+		if err != nil {
+			noTable = err
+			return nil
+		}
+		unpinnable, err := unix.Mmap(-1, 0, 1<<16, unix.PROT_NONE, unix.MAP_ANON|unix.MAP_PRIVATE)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = unix.Munmap(unpinnable) }()
+		good := make([]byte, 2*zcMin)
+		var rs responses
+		rs[vOK].many, rs[vOK].one = good, good[:zcMin]
+		rs[vHead].many, rs[vHead].one = unpinnable, unpinnable[:zcMin]
+		sets := newRespSets(&rs)
+		if n := z.sync(r, &sets); n != 1 {
+			t.Errorf("first sync: %d refusals, want 1", n)
+		}
+		for range 3 {
+			if n := z.sync(r, &sets); n != 0 {
+				t.Errorf("later sync: %d refusals, want 0 (not asked again)", n)
+			}
+		}
+		if _, ok := z.lookup(zcIndex(0, vOK), good[zcMin:]); !ok {
+			t.Error("registered bytes not looked up")
+		}
+		if _, ok := z.lookup(zcIndex(0, vOK), make([]byte, 100)); ok {
+			t.Error("bytes outside the registration looked up")
+		}
+		if _, ok := z.lookup(zcIndex(0, vHead), unpinnable[:100]); ok {
+			t.Error("refused bytes looked up")
+		}
+		sets.sets[0] = nil
+		if n := z.sync(r, &sets); n != 0 {
+			t.Errorf("sync after the drop: %d refusals", n)
+		}
+		for i, b := range z.base {
+			if b != 0 {
+				t.Errorf("entry %d still registered after its set was dropped", i)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if noTable != nil {
+		t.Skipf("no buffer table: %v", noTable)
 	}
 }

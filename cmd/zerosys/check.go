@@ -50,7 +50,7 @@ func preflight(cfg *config) ([]checkResult, *affinity.Plan) {
 
 	var memlock unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &memlock); err == nil {
-		add("memlock", "RLIMIT_MEMLOCK "+fmtLimit(memlock.Cur)+" (rings are charged to the memory cgroup since 5.12; this limit matters only on older kernels)", nil)
+		add("memlock", "RLIMIT_MEMLOCK "+fmtLimit(memlock.Cur)+" (rings are charged to the memory cgroup since 5.12, so this limit matters for them only on older kernels; --send-zc's registered answers count against it on every kernel unless the process has CAP_IPC_LOCK)", nil)
 	}
 
 	allowed, err := affinity.Allowed()
