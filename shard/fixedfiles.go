@@ -31,9 +31,13 @@ type rsrcRegister struct {
 
 // registerFileTable gives the ring an empty file table of n slots. The
 // kernel refuses more slots than RLIMIT_NOFILE allows.
-func (r *ring) registerFileTable(n int) error {
+func (r *ring) registerFileTable(n int) error { return r.registerSparse(registerFiles2, n) }
+
+// registerSparse gives the ring an empty table of n entries: files
+// (registerFiles2) or buffers (registerBuffers2).
+func (r *ring) registerSparse(opcode uintptr, n int) error {
 	reg := rsrcRegister{nr: uint32(n), flags: rsrcRegisterSparse}
-	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerFiles2,
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), opcode,
 		uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0, 0)
 	if errno != 0 {
 		return errno

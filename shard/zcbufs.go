@@ -56,15 +56,7 @@ func zcIndex(set uint16, v variant) uint32 { return uint32(set)*uint32(numVarian
 
 // registerBufferTable gives the ring an empty buffer table of n entries
 // (5.19).
-func (r *ring) registerBufferTable(n int) error {
-	reg := rsrcRegister{nr: uint32(n), flags: rsrcRegisterSparse}
-	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerBuffers2,
-		uintptr(unsafe.Pointer(&reg)), unsafe.Sizeof(reg), 0, 0)
-	if errno != 0 {
-		return errno
-	}
-	return nil
-}
+func (r *ring) registerBufferTable(n int) error { return r.registerSparse(registerBuffers2, n) }
 
 // setBuffer registers b as entry i of the buffer table, or clears the
 // entry when b is empty (5.13), through iov, which must not live on a
