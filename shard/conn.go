@@ -31,7 +31,6 @@ type conn struct {
 
 	// Facts that hold independently of the phase.
 	recvArmed  bool  // a recv (single-shot, or multishot still armed) is in the ring
-	recvMulti  bool  // the recv armed is multishot
 	recvPaused bool  // a cancel of the multishot recv is in flight to pause reading, not to end it
 	readOnce   bool  // bytes have arrived: RecvAuto arms multishot recvs from now on
 	waitBuf    bool  // waiting in engine.waiters for a pool buffer to arm the recv
@@ -251,7 +250,7 @@ func (e *engine) keepReading(c *conn) {
 	switch {
 	case !c.recvArmed && !c.in.has() && !full && !c.waitBuf && !c.peerEOF:
 		e.recv(c)
-	case full && c.recvArmed && c.recvMulti && !c.recvPaused:
+	case full && c.recvArmed && e.multishot(c) && !c.recvPaused:
 		// A multishot recv would keep taking buffers for a client we have
 		// stopped reading: pause it.
 		e.push(action{kind: actCancel, target: c.ud(opRecv), ud: packUD(opCancel, 0, 0)})
@@ -285,6 +284,14 @@ func (e *engine) setIdleDeadline(c *conn) {
 	}
 }
 
+// multishot reports whether c's recv is (or, armed next, will be) a
+// multishot one. Under RecvAuto a connection's first recv is single-shot
+// and readOnce is set only when it completes, so an armed recv is
+// multishot exactly when readOnce was set before it was armed.
+func (e *engine) multishot(c *conn) bool {
+	return e.cfg.Recv == RecvMultishot || e.cfg.Recv == RecvAuto && c.readOnce
+}
+
 // recv arms a recv, or waits for a pool buffer.
 func (e *engine) recv(c *conn) {
 	if e.pool != nil {
@@ -296,8 +303,7 @@ func (e *engine) recv(c *conn) {
 			return
 		}
 		k := actRecvPool
-		c.recvMulti = e.cfg.Recv == RecvMultishot || e.cfg.Recv == RecvAuto && c.readOnce
-		if c.recvMulti {
+		if e.multishot(c) {
 			k = actRecvMulti
 		}
 		e.push(action{kind: k, fd: c.fd, ud: c.ud(opRecv)})
@@ -443,7 +449,7 @@ func (e *engine) endBatch(c *conn) {
 func (e *engine) onRecv(c *conn, cq completion) {
 	paused := false
 	if !cq.more() {
-		c.recvArmed, c.recvMulti = false, false
+		c.recvArmed = false
 		paused, c.recvPaused = c.recvPaused, false
 	}
 	if bid, ok := cq.bid(); ok {
