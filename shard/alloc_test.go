@@ -81,12 +81,7 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 			SizeMix:   []Share{{Value: 100, PPM: 500_000}},
 		},
 	}
-	cfg.setDefaults()
-	tb, err := newTable(cfg.behaviour())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.init(cfg, tb, nil)
+	cfg = initEngine(t, &e, cfg)
 	var h http1
 	h.reset(cfg.Limits, 0, nil)
 	var q answerQueue
@@ -110,12 +105,7 @@ func TestZeroAllocsWithMixes(t *testing.T) {
 func TestZeroAllocsWithKnobs(t *testing.T) {
 	var e engine
 	cfg := Config{MaxConns: 1, RequestKnobs: true, MaxBodySize: 100_000}
-	cfg.setDefaults()
-	tb, err := newTable(cfg.behaviour())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.init(cfg, tb, nil)
+	cfg = initEngine(t, &e, cfg)
 	c := &e.conns[0]
 	c.h1.reset(cfg.Limits, 0, e.customBuf(0))
 	for _, req := range []string{

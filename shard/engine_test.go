@@ -42,13 +42,8 @@ func TestStatusesCounted(t *testing.T) {
 		{Response{Status: 204, StatusMix: []Share{{Value: 503, PPM: 1}, {Value: 400, PPM: 1}}}, []int{204, 503}},
 	} {
 		cfg := Config{MaxConns: 1, Response: c.mix}
-		cfg.setDefaults()
-		tb, err := newTable(cfg.behaviour())
-		if err != nil {
-			t.Fatal(err)
-		}
 		var e engine
-		e.init(cfg, tb, nil)
+		cfg = initEngine(t, &e, cfg)
 		want := map[int]bool{}
 		for _, st := range append(c.want, fixed...) {
 			want[st] = true
@@ -83,4 +78,17 @@ func TestDelayBucket(t *testing.T) {
 	if int(delayBucket(int64(time.Hour))) != numDelayBuckets-1 {
 		t.Error("the overflow bucket is not the last")
 	}
+}
+
+// initEngine sets cfg's defaults and readies e, with no ring, to frame
+// requests by cfg's behaviour; it returns cfg as the engine holds it.
+func initEngine(t testing.TB, e *engine, cfg Config) Config {
+	t.Helper()
+	cfg.setDefaults()
+	tb, err := newTable(cfg.behaviour())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.init(cfg, tb, nil)
+	return cfg
 }

@@ -289,12 +289,7 @@ func c0(k *fakeKernel) *conn { return &k.e.conns[k.socks[0].slot] }
 func TestZeroAllocsPerStreamWithKnobs(t *testing.T) {
 	var e engine
 	cfg := Config{MaxConns: 1, RequestKnobs: true, MaxBodySize: 100_000, H2C: H2CAuto}
-	cfg.setDefaults()
-	tb, err := newTable(cfg.behaviour())
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.init(cfg, tb, nil)
+	cfg = initEngine(t, &e, cfg)
 	c := &e.conns[0]
 	c.phase, c.in.head = phaseOpen, -1
 	feed := func(b []byte) {
