@@ -237,10 +237,11 @@ func (e *engine) h2Policy(c *conn) {
 // header block when it lies in the shard's scratch.
 func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 	var body, tail []byte
+	var ix *h2.Indexed
 	status := 0
 	if a.v != vCustom {
 		p := &e.sets.at(a.set)[a.v]
-		head, body, status = p.h2, p.bodyOf(), p.status
+		head, ix, body, status = p.h2, &p.h2ix, p.bodyOf(), p.status
 	} else {
 		status = int(a.status)
 		run := c.h2.run(a.gran)
@@ -262,7 +263,7 @@ func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 			e.noteStatus(status) // a status only a knob asked for
 		}
 	}
-	if !c.h2.RespondParts(id, head, body, tail, a.tag()) {
+	if !c.h2.RespondParts(id, head, ix, body, tail, a.tag()) {
 		e.h2Let(c, a.tag()) // the client reset the stream meanwhile
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"zerosys/shard/h2"
 	"zerosys/shard/httpwire"
 )
 
@@ -133,6 +134,10 @@ type prepared struct {
 	// its Date value at h2date.
 	h2     []byte
 	h2date int
+	// h2ix is h2's indexed forms, the Date value in its Prime at
+	// h2primeDate.
+	h2ix        h2.Indexed
+	h2primeDate int
 }
 
 // bodyOf is the body of a prepared answer (a GET's), in its own bytes.
@@ -147,8 +152,9 @@ func (rs *responses) date() []byte {
 // dateLen is the length of an IMF-fixdate (RFC 9110 §5.6.7).
 const dateLen = len("Sun, 06 Nov 1994 08:49:37 GMT")
 
-// setDate writes d (an IMF-fixdate) into every copy of every variant.
-func (rs *responses) setDate(d []byte) {
+// setDate writes d (an IMF-fixdate) into every copy of every variant;
+// gen is the new version of the fields HTTP/2 connections index.
+func (rs *responses) setDate(d []byte, gen uint32) {
 	for v := range rs {
 		p := &rs[v]
 		if p.date < 0 {
@@ -160,6 +166,10 @@ func (rs *responses) setDate(d []byte) {
 		if p.h2 != nil {
 			copy(p.h2[p.h2date:], d)
 		}
+		if p.h2ix.Prime != nil {
+			copy(p.h2ix.Prime[p.h2primeDate:], d)
+		}
+		p.h2ix.Gen = gen
 	}
 }
 
@@ -290,6 +300,14 @@ func bodiless(status int) bool {
 // §15.3.6: 205 MUST NOT), but may say so with Content-Length: 0.
 func emptyBody(status int) bool { return status == http.StatusResetContent }
 
+// sharedType is the Content-Type of the answers of r that have one.
+func sharedType(r Response) string {
+	if r.ContentType != "" {
+		return r.ContentType
+	}
+	return "text/plain"
+}
+
 // prepareKind prepares the six variants of one kind of answer, from base:
 // keep-alive, HTTP/1.0 keep-alive and close, for GET and for HEAD.
 func (rs *responses) prepareKind(base variant, status int, body []byte, r Response, server, now string) {
@@ -298,7 +316,7 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 	}
 	ctype := r.ContentType
 	if ctype == "" && len(body) > 0 {
-		ctype = "text/plain"
+		ctype = sharedType(r)
 	}
 	answer := func(sub variant, conn string, head bool) {
 		var b strings.Builder
@@ -327,6 +345,7 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 		}
 		if sub == vOK {
 			rs[base].h2, rs[base].h2date = buildH2Head(status, len(body), ctype, server, now, r.Headers)
+			rs[base].h2ix, rs[base].h2primeDate = buildH2Indexed(status, len(body), ctype, sharedType(r), server, now, r.Headers)
 		}
 	}
 	answer(vOK, "", false)
@@ -406,6 +425,8 @@ func (rs *responses) clone() *responses {
 		p.many = append([]byte(nil), p.many...)
 		p.one = p.many[:len(p.one)]
 		p.h2 = append([]byte(nil), p.h2...)
+		p.h2ix.Prime = append([]byte(nil), p.h2ix.Prime...)
+		p.h2ix.Steady = append([]byte(nil), p.h2ix.Steady...)
 	}
 	return &c
 }

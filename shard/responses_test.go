@@ -16,7 +16,7 @@ func TestBuildResponsesDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "HTTP/1.1 200 OK\r\nServer: zerosys\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\nHave a nice day!"
-	rs.setDate([]byte("Sun, 06 Nov 1994 08:49:37 GMT"))
+	rs.setDate([]byte("Sun, 06 Nov 1994 08:49:37 GMT"), 1)
 	if got := string(rs[vOK].one); got != want {
 		t.Errorf("vOK = %q, want %q", got, want)
 	}

@@ -29,12 +29,15 @@ const (
 // once free; a set rewritten for a new Date is first made a copy of the
 // current behaviour.
 type respSets struct {
-	sets  []*responses // nil: a slot whose set was dropped
-	refs  []int32
-	tab   []uint32 // behaviour generation of each set
-	cur   uint16
-	gen   uint32 // the current behaviour's generation
-	limit int    // live sets at most: maxSets, or fewer within setBudget
+	sets []*responses // nil: a slot whose set was dropped
+	refs []int32
+	tab  []uint32 // behaviour generation of each set
+	cur  uint16
+	gen  uint32 // the current behaviour's generation
+	// fields numbers each Date or behaviour a set was given, the Gen of
+	// the fields its HTTP/2 answers put in a connection's dynamic table.
+	fields uint32
+	limit  int // live sets at most: maxSets, or fewer within setBudget
 }
 
 func newRespSets(first *responses) respSets {
@@ -109,7 +112,8 @@ func (s *respSets) refresh(d []byte) bool {
 		s.tab = append(s.tab, s.gen)
 		next = len(s.sets) - 1
 	}
-	s.sets[next].setDate(d)
+	s.fields++
+	s.sets[next].setDate(d, s.fields)
 	s.cur = uint16(next)
 	s.dropStale()
 	return true
@@ -135,7 +139,8 @@ func (s *respSets) install(rs *responses) bool {
 		s.sets, s.refs, s.tab = append(s.sets, nil), append(s.refs, 0), append(s.tab, 0)
 		next = len(s.sets) - 1
 	}
-	rs.setDate(s.current().date()) // it was prepared a moment ago; the clock's current Date
+	s.fields++
+	rs.setDate(s.current().date(), s.fields) // it was prepared a moment ago; the clock's current Date
 	s.gen++
 	s.sets[next], s.tab[next] = rs, s.gen
 	s.cur = uint16(next)

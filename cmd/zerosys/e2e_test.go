@@ -764,7 +764,15 @@ func TestRealClients(t *testing.T) {
 		// HTTP/2 over cleartext, prior knowledge.
 		{"h2load", []string{"-n", "200000", "-c", "16", "-m", "32", url},
 			[]string{"200000 succeeded, 0 failed, 0 errored", "status codes: 200000 2xx"}, nil},
+		// Clients that shrink the dynamic table our answers index into:
+		// nghttp2 refuses a first block without the size update that
+		// owes them (RFC 7541 §4.2).
+		{"h2load", []string{"-n", "20000", "-c", "4", "-m", "32", "--header-table-size=0", url},
+			[]string{"20000 succeeded, 0 failed, 0 errored", "status codes: 20000 2xx"}, nil},
+		{"h2load", []string{"-n", "20000", "-c", "4", "-m", "32", "--header-table-size=1024", url},
+			[]string{"20000 succeeded, 0 failed, 0 errored", "status codes: 20000 2xx"}, nil},
 		{"nghttp", []string{"-v", url}, []string{":status: 200", "Have a nice day!"}, []string{"[ERROR]", "PROTOCOL_ERROR", "RST_STREAM"}},
+		{"nghttp", []string{"-v", "--header-table-size=0", url, url}, []string{":status: 200", "Have a nice day!"}, []string{"[ERROR]", "COMPRESSION_ERROR", "RST_STREAM"}},
 		{"curl", []string{"-sS", "--http2-prior-knowledge", "-w", " %{http_version}", url}, []string{"Have a nice day! 2"}, nil},
 		{"curl", []string{"-sS", "--http2", "-w", " %{http_version}", url, url}, []string{"Have a nice day! 2Have a nice day! 2"}, nil}, // Upgrade: h2c
 		{"ab", []string{"-k", "-n", "20000", "-c", "16", url},

@@ -126,13 +126,14 @@ type stream struct {
 	sendWin  int64 // our DATA it may still take (its window)
 	recvWin  int64 // the peer's DATA we still allow on it
 	unacked  uint32
-	wantLen  int64  // content-length the request announced; -1 none
-	gotLen   int64  // DATA payload received
-	hdr      []byte // the answer's header block, not yet sent
-	body     []byte // the answer's body not yet sent
-	tail     []byte // the rest of the body, after body (RespondParts)
-	slot     int32  // its index in Conn.streams
-	next     int32  // in the pending list (streams with body to send); -1 end
+	wantLen  int64    // content-length the request announced; -1 none
+	gotLen   int64    // DATA payload received
+	hdr      []byte   // the answer's header block, not yet sent
+	ix       *Indexed // its indexed forms, or nil
+	body     []byte   // the answer's body not yet sent
+	tail     []byte   // the rest of the body, after body (RespondParts)
+	slot     int32    // its index in Conn.streams
+	next     int32    // in the pending list (streams with body to send); -1 end
 	inList   bool
 	answered bool   // Respond was called
 	tag      uint32 // the caller's, given back by DoneTag
@@ -197,8 +198,9 @@ type Conn struct {
 	recvWin      int64 // connection window for the peer's DATA
 	recvUnacked  uint32
 
-	out      []byte // frames to send: out[:len] (Output), capacity fixed
-	goAway   bool   // GOAWAY sent
+	out      []byte  // frames to send: out[:len] (Output), capacity fixed
+	enc      encoder // what our answers keep in the peer's dynamic table
+	goAway   bool    // GOAWAY sent
 	closing  bool
 	peerGone bool // the peer sent GOAWAY
 
@@ -287,6 +289,7 @@ func (c *Conn) reset() {
 		Counters: c.Counters,
 		pending:  -1, pendTail: -1,
 		peerMaxFrame: w.DefaultMaxFrameSize,
+		enc:          newEncoder(),
 		peerWindow:   w.DefaultWindow,
 		sendWin:      w.DefaultWindow,
 		recvWin:      int64(c.lim.ConnWindow),

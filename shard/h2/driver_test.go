@@ -11,7 +11,10 @@ import (
 // real clients (x/net's, h2spec) meet the state machine the shard runs.
 
 // answer is a prepared answer: its HPACK block and body.
-type answer struct{ head, body []byte }
+type answer struct {
+	head, body []byte
+	ix         *Indexed // the head's indexed forms, or nil
+}
 
 // newAnswer prepares status with body: :status indexed when the static
 // table has it, the rest literals without indexing.
@@ -28,7 +31,7 @@ func newAnswer(status int, body string) answer {
 	cl := strconv.Itoa(len(body))
 	h = append(h, 0x0f, 0x0d, byte(len(cl))) // content-length (28)
 	h = append(h, cl...)
-	return answer{h, []byte(body)}
+	return answer{head: h, body: []byte(body)}
 }
 
 // serve runs one connection until it ends.
@@ -114,10 +117,10 @@ func answerEvent(c *Conn, ev Event, a answer) {
 	switch ev {
 	case EventRequest:
 		if c.Req.Complete {
-			c.Respond(c.Req.Stream, a.head, a.body, 0)
+			c.RespondParts(c.Req.Stream, a.head, a.ix, a.body, nil, 0)
 		}
 	case EventComplete:
-		c.Respond(c.Done, a.head, a.body, 0)
+		c.RespondParts(c.Done, a.head, a.ix, a.body, nil, 0)
 	}
 	drainTags(c)
 }

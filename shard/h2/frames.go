@@ -392,9 +392,13 @@ func (c *Conn) applySettings(p []byte) Event {
 				return c.connError(w.ErrCodeProtocol)
 			}
 			c.peerMaxFrame = v
+		case w.SettingHeaderTableSize:
+			// It bounds our answers' dynamic table from the
+			// acknowledgement on, which is queued before any HEADERS
+			// written after this.
+			c.enc.setLimit(v)
 		}
-		// SETTINGS_HEADER_TABLE_SIZE sizes the peer's decoder: our
-		// answers use no dynamic table. Unknown settings are ignored.
+		// Unknown settings are ignored.
 	}
 	return EventNone
 }

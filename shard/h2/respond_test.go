@@ -125,7 +125,7 @@ func TestRespondPartsSendsBodyThenTail(t *testing.T) {
 			k, ev := c.Feed(in, 0)
 			in = in[k:]
 			if ev == EventRequest {
-				c.RespondParts(1, newAnswer(200, "abcd").head, []byte("abc"), []byte("d"), 0)
+				c.RespondParts(1, newAnswer(200, "abcd").head, nil, []byte("abc"), []byte("d"), 0)
 			}
 			sent = append(sent, c.Output()...)
 			c.Sent(len(c.Output()))

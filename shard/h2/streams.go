@@ -79,7 +79,7 @@ func (c *Conn) release(s *stream) {
 	if s.answered {
 		c.doneTags = append(c.doneTags, s.tag) // room for every stream: never grows
 	}
-	s.state, s.body, s.tail, s.hdr = stIdle, nil, nil, nil
+	s.state, s.body, s.tail, s.hdr, s.ix = stIdle, nil, nil, nil, nil
 	c.open--
 }
 
@@ -99,33 +99,36 @@ func (c *Conn) wasReset(id uint32) bool {
 	return false
 }
 
-// Respond answers the complete request on stream id with an HPACK
-// header block and a body (ignored for a HEAD). The header block is
-// written into the output at once when HeadFits says so (a block built
-// for one stream may then be reused at once); otherwise it must stay
-// unchanged until the stream is done, like the body: then tag comes out
-// of DoneTag, whether the answer went out whole or the stream was reset
-// first. It reports false when the stream is gone (reset by the peer);
-// tag is then not kept.
+// Respond answers the complete request on stream id with a plain HPACK
+// header block (static-table names, literals without indexing) and a
+// body (ignored for a HEAD). The header block is written into the
+// output at once when HeadFits says so (a block built for one stream may
+// then be reused at once); otherwise it must stay unchanged until the
+// stream is done, like the body: then tag comes out of DoneTag, whether
+// the answer went out whole or the stream was reset first. It reports
+// false when the stream is gone (reset by the peer); tag is then not
+// kept.
 func (c *Conn) Respond(id uint32, head, body []byte, tag uint32) bool {
-	return c.RespondParts(id, head, body, nil, tag)
+	return c.RespondParts(id, head, nil, body, nil, tag)
 }
 
-// RespondParts is Respond with a body in two parts, body then tail, sent
-// as if they were one.
-func (c *Conn) RespondParts(id uint32, head, body, tail []byte, tag uint32) bool {
+// RespondParts is Respond with the header block's indexed forms too (ix,
+// nil without; see Indexed: the connection picks the form as it writes
+// the block), and a body in two parts, body then tail, sent as if they
+// were one.
+func (c *Conn) RespondParts(id uint32, head []byte, ix *Indexed, body, tail []byte, tag uint32) bool {
 	s := c.find(id)
 	if s == nil || s.state != stHalfClosedRemo || s.answered {
 		return false
 	}
-	s.answered, s.hdr, s.tag = true, head, tag
+	s.answered, s.hdr, s.ix, s.tag = true, head, ix, tag
 	if !s.head {
 		s.body, s.tail = body, tail
 		if len(s.body) == 0 {
 			s.body, s.tail = tail, nil
 		}
 	}
-	if c.HeadFits(len(head)) {
+	if c.HeadFits(headBound(head, ix)) {
 		c.writeHead(s) // before the DATA of streams already listed
 		if s.state == stIdle {
 			return true // no body: the stream is done
@@ -244,7 +247,7 @@ func (c *Conn) pump() {
 // reports whether it wrote, and whether the output is full.
 func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	if s.hdr != nil {
-		if !c.HeadFits(len(s.hdr)) {
+		if !c.HeadFits(headBound(s.hdr, s.ix)) {
 			return false, true
 		}
 		c.writeHead(s)
@@ -285,31 +288,33 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 }
 
 // writeHead writes stream s's HEADERS (and CONTINUATIONs past the peer's
-// frame size); the caller checked HeadFits. A stream without a body is
-// done.
+// frame size) in the form the encoder picks; the caller checked
+// HeadFits. A stream without a body is done.
 func (c *Conn) writeHead(s *stream) {
-	n := len(s.hdr)
+	var updates [maxUpdates]byte
+	pre, hdr := c.enc.pick(s.hdr, s.ix, updates[:0])
+	n := len(pre) + len(hdr)
 	flags := uint8(w.FlagEndHeaders)
 	if len(s.body) == 0 {
 		flags |= w.FlagEndStream
 	}
-	first := min(n, int(c.peerMaxFrame))
+	first := min(n, int(c.peerMaxFrame)) // at least 16384: the updates fit
 	if first < n {
 		flags &^= w.FlagEndHeaders
 	}
 	c.out = w.AppendHeader(c.out, uint32(first), w.FrameHeaders, flags, s.id)
-	c.out = append(c.out, s.hdr[:first]...)
-	for off := first; off < n; {
-		k := min(n-off, int(c.peerMaxFrame))
+	c.out = append(append(c.out, pre...), hdr[:first-len(pre)]...)
+	for off := first - len(pre); off < len(hdr); {
+		k := min(len(hdr)-off, int(c.peerMaxFrame))
 		var f uint8
-		if off+k == n {
+		if off+k == len(hdr) {
 			f = w.FlagEndHeaders
 		}
 		c.out = w.AppendHeader(c.out, uint32(k), w.FrameContinuation, f, s.id)
-		c.out = append(c.out, s.hdr[off:off+k]...)
+		c.out = append(c.out, hdr[off:off+k]...)
 		off += k
 	}
-	s.hdr = nil
+	s.hdr, s.ix = nil, nil
 	s.state = stAnswering
 	c.progress++
 	if len(s.body) == 0 {

@@ -1,0 +1,111 @@
+package shard
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+// TestH2IndexedForms: every kind's Prime and Steady decode, by x/net's
+// decoder, to the fields its plain block carries (in a table no larger
+// than the Size they claim), with the Date a refresh writes; a kind
+// without Content-Type has no Prime, and fields past the table bound
+// leave only the plain block.
+func TestH2IndexedForms(t *testing.T) {
+	many := make([]string, 200)
+	for i := range many {
+		many[i] = "A:b"
+	}
+	for _, tc := range []struct {
+		name   string
+		r      Response
+		primes bool // every kind with a body can prime
+	}{
+		{"default", Response{}, true},
+		{"mixes and headers", Response{ContentType: "application/json", Server: "s", Headers: []string{"X-Served-By: shard-0", "Cache-Control: no-store"},
+			StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 299, PPM: 100000}, {Value: 500, PPM: 100000}}, SizeMix: []Share{{Value: 1000, PPM: 100000}}}, true},
+		{"a 204 without a Content-Type", Response{StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 304, PPM: 100000}}}, true},
+		{"fields past the table", Response{Headers: many}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs, err := buildResponses(tc.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const d1, d2 = "Sun, 06 Nov 1994 08:49:37 GMT", "Mon, 07 Nov 1994 08:49:37 GMT"
+			rs.setDate([]byte(d1), 1)
+			decode := func(dec *hpack.Decoder, b []byte) []string {
+				t.Helper()
+				fs, err := dec.DecodeFull(b)
+				if err != nil {
+					t.Fatalf("% x: %v", b, err)
+				}
+				var k []string
+				for _, f := range fs {
+					k = append(k, f.Name+": "+f.Value)
+				}
+				slices.Sort(k)
+				return k
+			}
+			var primer *prepared
+			for v := range rs {
+				if p := &rs[v]; p.h2 != nil && p.h2ix.Prime != nil {
+					primer = p
+					break
+				}
+			}
+			if (primer != nil) != tc.primes {
+				t.Fatalf("a kind that primes: %v, want %v", primer != nil, tc.primes)
+			}
+			kinds := 0
+			for v := range rs {
+				p := &rs[v]
+				if p.h2 == nil {
+					continue
+				}
+				kinds++
+				plain := decode(hpack.NewDecoder(4096, nil), p.h2)
+				if !slices.Contains(plain, "date: "+d1) {
+					t.Fatalf("plain block lacks the Date: %v", plain)
+				}
+				if p.h2ix.Gen != 1 {
+					t.Errorf("Gen %d after setDate(…, 1)", p.h2ix.Gen)
+				}
+				if p.h2ix.Prime != nil {
+					if got := decode(hpack.NewDecoder(p.h2ix.Size, nil), p.h2ix.Prime); !slices.Equal(got, plain) {
+						t.Errorf("status %d: Prime decodes to %v, plain to %v", p.status, got, plain)
+					}
+				} else if strings.Contains(strings.Join(plain, "\n"), "content-type") && primer != nil {
+					t.Errorf("status %d has a Content-Type but no Prime", p.status)
+				}
+				if primer == nil {
+					if p.h2ix.Steady != nil {
+						t.Errorf("status %d: Steady without any kind to prime", p.status)
+					}
+					continue
+				}
+				// The table a connection holds: the primer's fields, in
+				// no more room than Size.
+				dec := hpack.NewDecoder(primer.h2ix.Size, nil)
+				decode(dec, primer.h2ix.Prime)
+				if got := decode(dec, p.h2ix.Steady); !slices.Equal(got, plain) {
+					t.Errorf("status %d: Steady decodes to %v, plain to %v", p.status, got, plain)
+				}
+				if len(p.h2ix.Steady) >= len(p.h2)/3 {
+					t.Errorf("status %d: Steady takes %d bytes, plain %d", p.status, len(p.h2ix.Steady), len(p.h2))
+				}
+			}
+			if kinds == 0 {
+				t.Fatal("no HTTP/2 answer prepared")
+			}
+			rs.setDate([]byte(d2), 2)
+			if primer != nil {
+				if got := decode(hpack.NewDecoder(4096, nil), primer.h2ix.Prime); !slices.Contains(got, "date: "+d2) || primer.h2ix.Gen != 2 {
+					t.Errorf("after a refresh Prime decodes to %v, Gen %d", got, primer.h2ix.Gen)
+				}
+			}
+		})
+	}
+}
