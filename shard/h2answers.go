@@ -148,6 +148,9 @@ func buildH2Indexed(status int, bodyLen int, ctype, sharedType, server, date str
 	}
 	ix.Steady = append(ix.Steady, last...)
 	if ctype != sharedType {
+		if ctype != "" {
+			return h2.Indexed{}, 0 // a Content-Type of its own: plain only
+		}
 		return ix, 0
 	}
 	at := 0

@@ -19,15 +19,17 @@ func TestH2IndexedForms(t *testing.T) {
 		many[i] = "A:b"
 	}
 	for _, tc := range []struct {
-		name   string
-		r      Response
-		primes bool // every kind with a body can prime
+		name    string
+		r       Response
+		primes  bool // every kind with a body can prime
+		indexed bool // Steady forms are made
 	}{
-		{"default", Response{}, true},
+		{"default", Response{}, true, true},
 		{"mixes and headers", Response{ContentType: "application/json", Server: "s", Headers: []string{"X-Served-By: shard-0", "Cache-Control: no-store"},
-			StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 299, PPM: 100000}, {Value: 500, PPM: 100000}}, SizeMix: []Share{{Value: 1000, PPM: 100000}}}, true},
-		{"a 204 without a Content-Type", Response{StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 304, PPM: 100000}}}, true},
-		{"fields past the table", Response{Headers: many}, false},
+			StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 299, PPM: 100000}, {Value: 500, PPM: 100000}}, SizeMix: []Share{{Value: 1000, PPM: 100000}}}, true, true},
+		{"a 204 without a Content-Type", Response{StatusMix: []Share{{Value: 204, PPM: 100000}, {Value: 304, PPM: 100000}}}, true, true},
+		{"only 204s: nothing primes, Steady never used", Response{Status: 204}, false, true},
+		{"fields past the table", Response{Headers: many}, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs, err := buildResponses(tc.r)
@@ -80,10 +82,10 @@ func TestH2IndexedForms(t *testing.T) {
 				} else if strings.Contains(strings.Join(plain, "\n"), "content-type") && primer != nil {
 					t.Errorf("status %d has a Content-Type but no Prime", p.status)
 				}
+				if (p.h2ix.Steady != nil) != tc.indexed {
+					t.Errorf("status %d: a Steady form: %v, want %v", p.status, p.h2ix.Steady != nil, tc.indexed)
+				}
 				if primer == nil {
-					if p.h2ix.Steady != nil {
-						t.Errorf("status %d: Steady without any kind to prime", p.status)
-					}
 					continue
 				}
 				// The table a connection holds: the primer's fields, in
@@ -107,5 +109,58 @@ func TestH2IndexedForms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestH2FieldsGeneration: each Date refresh and each behaviour installed
+// gives the current set's HTTP/2 fields a new generation, and its Prime
+// the new Date: a connection primed before primes again.
+func TestH2FieldsGeneration(t *testing.T) {
+	first, err := buildResponses(Response{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.setDate([]byte("Sun, 06 Nov 1994 08:49:37 GMT"), 0)
+	sets := newRespSets(first)
+	prime := func() (uint32, string) {
+		p := &sets.current()[vOK]
+		fs, err := hpack.NewDecoder(4096, nil).DecodeFull(p.h2ix.Prime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fs {
+			if f.Name == "date" {
+				return p.h2ix.Gen, f.Value
+			}
+		}
+		t.Fatal("Prime carries no Date")
+		return 0, ""
+	}
+	seen := map[uint32]bool{}
+	gen, _ := prime()
+	seen[gen] = true
+	for i, d := range []string{"Mon, 07 Nov 1994 08:49:37 GMT", "Tue, 08 Nov 1994 08:49:37 GMT", "Wed, 09 Nov 1994 08:49:37 GMT"} {
+		if i == 1 {
+			rs, err := buildResponses(Response{Status: 201})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sets.install(rs) {
+				t.Fatal("install refused")
+			}
+			gen, _ := prime()
+			if seen[gen] {
+				t.Fatalf("an installed behaviour reuses generation %d", gen)
+			}
+			seen[gen] = true
+		}
+		if !sets.refresh([]byte(d)) {
+			t.Fatal("refresh refused")
+		}
+		gen, date := prime()
+		if seen[gen] || date != d {
+			t.Fatalf("after refresh %d: generation %d (seen before: %v), Prime's Date %q, want %q", i, gen, seen[gen], date, d)
+		}
+		seen[gen] = true
 	}
 }

@@ -184,7 +184,9 @@ func (e *engine) h2Custom(c *conn, id uint32, a *h2Answer, head []byte, date int
 	if isHead && a.src == h2BodyRun {
 		a.src = h2BodyNone // its length is said, its bytes never sent
 	}
-	keepHead := waits || !x.HeadFits(len(head))
+	// Room is kept for the GOAWAY h2Commit may queue first: a block left
+	// in the scratch must go into the output at Respond.
+	keepHead := waits || !x.HeadFits(len(head)+w.HeaderLen+8)
 	size := 0
 	if keepHead {
 		size = len(head)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,11 +53,12 @@ func (a *attacker) goAway() http2.ErrCode {
 }
 
 // bystander requests over HTTP/2 on its own connection until stopped,
-// and reports the slowest answer and any failure.
-func bystander(t *testing.T, ts *testServer, stop <-chan struct{}) func() (time.Duration, int) {
-	var worst atomic.Int64
-	var fails atomic.Int32
+// and reports its answers, the slowest, how many took over slowAnswer,
+// and any failure.
+func bystander(t *testing.T, ts *testServer, stop <-chan struct{}) func() (answers int, worst time.Duration, slow, fails int) {
 	var wg sync.WaitGroup
+	var answers, slow, fails int
+	var worst time.Duration
 	cl := h2cClient()
 	wg.Go(func() {
 		for {
@@ -70,24 +70,32 @@ func bystander(t *testing.T, ts *testServer, stop <-chan struct{}) func() (time.
 			start := time.Now()
 			resp, err := cl.Get("http://" + ts.addr + "/bystander")
 			if err != nil {
-				fails.Add(1)
+				fails++
 				continue
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				fails.Add(1)
+				fails++
 			}
-			if d := int64(time.Since(start)); d > worst.Load() {
-				worst.Store(d)
+			d := time.Since(start)
+			answers++
+			worst = max(worst, d)
+			if d > slowAnswer {
+				slow++
 			}
 		}
 	})
-	return func() (time.Duration, int) {
+	return func() (int, time.Duration, int, int) {
 		wg.Wait()
-		return time.Duration(worst.Load()), int(fails.Load())
+		return answers, worst, slow, fails
 	}
 }
+
+// slowAnswer is what a bystander's answer takes when an attack holds it
+// back: nine in ten must be faster (a VM's steal may catch a few), and
+// none may take four times as long.
+const slowAnswer = 50 * time.Millisecond
 
 // TestServeH2Abuse: each attack of RFC 9113 §10.5's kind is bounded and
 // answered with its code on the attacker's connection alone, counted,
@@ -236,9 +244,9 @@ func TestServeH2Abuse(t *testing.T) {
 		a.c.Close()
 	})
 	close(stop)
-	worst, fails := done()
-	t.Logf("bystander: slowest answer %v, %d failed", worst, fails)
-	if fails > 0 || worst > 200*time.Millisecond {
-		t.Fatalf("bystander: slowest answer %v, %d failed", worst, fails)
+	answers, worst, slow, fails := done()
+	t.Logf("bystander: %d answers, the slowest in %v, %d over %v, %d failed", answers, worst, slow, slowAnswer, fails)
+	if fails > 0 || answers == 0 || slow > answers/10 || worst > 4*slowAnswer {
+		t.Fatalf("bystander: %d answers, the slowest in %v, %d over %v, %d failed", answers, worst, slow, slowAnswer, fails)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -300,10 +301,10 @@ func TestServeH2Delays(t *testing.T) {
 	if len(slow) == 0 || len(fast) == 0 {
 		t.Fatalf("%d fast and %d delayed answers; want both", len(fast), len(slow))
 	}
-	for _, d := range fast {
-		if d > 150*time.Millisecond {
-			t.Fatalf("an undelayed stream took %v: held back by a delayed one", d)
-		}
+	// An undelayed stream held back by a delayed one takes 300 ms and is
+	// counted slow, which the server's count of delays then contradicts.
+	if m := slices.Sorted(slices.Values(fast))[len(fast)/2]; m > 100*time.Millisecond {
+		t.Fatalf("the undelayed streams took a median %v", m)
 	}
 	waitFor(t, "the delays counted", func() bool {
 		return ts.total(func(s Stats) uint64 { return s.Counters[cDelayed] }) == uint64(len(slow))

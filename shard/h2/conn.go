@@ -24,9 +24,10 @@ type Limits struct {
 	MaxField       int    // bytes of one decoded name or value; default 8 KiB
 	OutBuffer      int    // bytes of the output buffer; default 64 KiB
 	FloodPerSecond int    // SETTINGS, PING and RST_STREAM frames (and empty frames) a second before ENHANCE_YOUR_CALM; default 1000
-	// HeadRoom is the largest answer header block Respond writes at
-	// once: Feed reads a frame only with room for one left, and DATA
-	// leaves it free. Default 4 KiB, at most a quarter of OutBuffer.
+	// HeadRoom is the largest plain answer header block Respond writes
+	// at once (HeadFits): Feed reads a frame only with room for one left,
+	// and DATA leaves it free. Default 4 KiB, at most a quarter of
+	// OutBuffer.
 	HeadRoom int
 	// FieldsFor keeps the regular fields of a request whose :path
 	// holds it, as text in Request.Fields (an echo of the request); the
@@ -273,6 +274,10 @@ func (c *Conn) ResetUpgrade(settings []byte, head bool) bool {
 		return false
 	}
 	c.applySettings(settings)
+	// nghttp2 takes the settings it sent in HTTP2-Settings once we
+	// acknowledge its preface's SETTINGS, after our answer on stream 1:
+	// until then its table may be as large as 4096 and no larger.
+	c.enc.limit = min(c.enc.limit, defaultTableSize)
 	c.out = append(c.out[:0], upgradeReply...)
 	c.preface()
 	s := c.alloc(1)
@@ -347,8 +352,8 @@ const ctlReserve = 512
 
 // reserve is the room Feed needs to read a frame and DATA leaves: the
 // control frames' and one answer header block's, so a request just read
-// can have its HEADERS written at once (Respond).
-func (c *Conn) reserve() int { return ctlReserve + w.HeaderLen + c.lim.HeadRoom }
+// can have its HEADERS written at once (Respond), size updates and all.
+func (c *Conn) reserve() int { return ctlReserve + w.HeaderLen + c.lim.HeadRoom + maxUpdates }
 
 // fieldBufSize is the room Request.Fields needs: every field of a list
 // within MaxHeaderBlock, as text, takes fewer bytes than it counts for.

@@ -40,6 +40,10 @@ const (
 // a size of up to 2^14 + 30.
 const maxUpdates = 1 + 3
 
+// maxPrime bounds the table space a Prime may fill: its size update
+// then takes at most 3 bytes.
+const maxPrime = 1 << 14
+
 // defaultTableSize is SETTINGS_HEADER_TABLE_SIZE's initial value
 // (RFC 9113 §6.5.2).
 const defaultTableSize = 4096
@@ -55,10 +59,13 @@ type encoder struct {
 
 func newEncoder() encoder { return encoder{max: defaultTableSize, limit: defaultTableSize} }
 
-// setLimit takes a new SETTINGS_HEADER_TABLE_SIZE.
+// setLimit takes a new SETTINGS_HEADER_TABLE_SIZE. A limit under the
+// table's size, or under the limit before it, owes a size update: nghttp2
+// before 1.47 takes every acknowledged limit, a raise too, as its table's
+// size, and then wants one for any fall.
 func (e *encoder) setLimit(v uint32) {
+	e.owed = e.owed || v < max(e.max, e.limit)
 	e.limit = v
-	e.owed = e.owed || v < e.max
 }
 
 // pick chooses the form of the next header block written, plain or ix's,
@@ -79,7 +86,7 @@ func (e *encoder) pick(plain []byte, ix *Indexed, pre []byte) ([]byte, []byte) {
 	switch {
 	case ix.Steady != nil && e.state == tabPrimed && e.gen == ix.Gen:
 		return pre, ix.Steady
-	case ix.Prime != nil && ix.Size <= e.limit:
+	case ix.Prime != nil && ix.Size <= min(e.limit, maxPrime):
 		if e.state == tabPrimed {
 			pre = append(pre, 0x20) // evict the other fields: Steady's indices count from the newest
 			e.max = 0
@@ -115,9 +122,9 @@ func appendTableSize(b []byte, v uint32) []byte {
 // headBound is the most bytes a header block of plain and ix takes once
 // picked, its size updates included.
 func headBound(plain []byte, ix *Indexed) int {
-	n := len(plain) + 1
+	n := len(plain) + 1 // a clearing may come first
 	if ix != nil {
-		n = max(n, len(ix.Prime)+maxUpdates, len(ix.Steady))
+		n = max(n, len(ix.Prime)+maxUpdates, len(ix.Steady)+1)
 	}
 	return n
 }

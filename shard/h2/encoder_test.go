@@ -84,6 +84,9 @@ type peer struct {
 	max   uint32 // the table's maximum size, as the encoder last set it
 	limit uint32 // our SETTINGS_HEADER_TABLE_SIZE, acknowledged
 	owed  bool
+	// old is nghttp2 before 1.47: every acknowledged limit, a raise
+	// too, becomes the table's maximum size.
+	old bool
 }
 
 func newPeer() *peer { return &peer{dec: hpack.NewDecoder(4096, nil), max: 4096, limit: 4096} }
@@ -93,6 +96,9 @@ func (p *peer) acked(v uint32) {
 	p.limit = v
 	p.dec.SetAllowedMaxDynamicTableSize(v)
 	p.owed = p.owed || p.max > v
+	if p.old {
+		p.max = v
+	}
 }
 
 // block decodes one header block.
@@ -100,7 +106,7 @@ func (p *peer) block(t testing.TB, b []byte) []hpack.HeaderField {
 	t.Helper()
 	ups := leadingUpdates(t, b)
 	if p.owed && len(ups) == 0 {
-		t.Fatalf("the table limit fell to %d under its size %d, and the next block % x starts with no size update", p.limit, p.max, b)
+		t.Fatalf("the table limit fell (to %d) under the table's size since the last block, and the next block % x starts with no size update", p.limit, b)
 	}
 	for _, v := range ups {
 		if v > p.limit {
@@ -176,14 +182,21 @@ func TestEncoderPick(t *testing.T) {
 			{0, a1, false, "plain", []byte{0x20}, tabEmpty, 0},
 			{-1, e1, false, "plain", nil, tabEmpty, 0},
 		}},
-		{"a limit lowered to the fields' size: they stay", []step{
+		{"a limit lowered to the fields' size: primed again within it", []step{
 			{-1, a1, false, "prime", prime, tabPrimed, size},
+			{int64(size), a1, false, "prime", again, tabPrimed, size},
 			{int64(size), a1, false, "steady", nil, tabPrimed, size},
 			{int64(size - 1), a1, false, "plain", []byte{0x20}, tabEmpty, 0},
 		}},
 		{"a limit lowered under 4096 before any answer", []step{
 			{1024, e1, false, "plain", []byte{0x20}, tabEmpty, 0},
 			{-1, a1, false, "prime", prime, tabPrimed, size},
+		}},
+		{"a raise then a fall, the table's fields within both", []step{
+			{-1, a1, false, "prime", prime, tabPrimed, size},
+			{8192, a1, false, "steady", nil, tabPrimed, size},
+			{1024, a1, false, "prime", again, tabPrimed, size}, // old nghttp2 took 8192 as its size: an update owed
+			{-1, a1, false, "steady", nil, tabPrimed, size},
 		}},
 		{"answers without indexed forms leave the table alone", []step{
 			{-1, a1, false, "prime", prime, tabPrimed, size},
@@ -225,9 +238,13 @@ func TestEncoderPick(t *testing.T) {
 func FuzzEncoder(f *testing.F) {
 	f.Add([]byte{1, 1, 5, 0, 1, 2, 1})
 	f.Add([]byte{4, 1, 1, 0x81, 3, 8, 1, 1})
+	f.Add([]byte{1, 1, 20, 12, 1}) // old nghttp2: primed, a raise to 65536, a fall to 150
 	limits := []uint32{0, 60, 100, 150, 4096, 65536}
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		e, p := newEncoder(), newPeer()
+		if len(ops) > 0 {
+			p.old, ops = ops[0]&1 != 0, ops[1:]
+		}
 		for _, op := range ops {
 			if op%4 == 0 {
 				v := limits[int(op>>2)%len(limits)]
@@ -314,7 +331,7 @@ func TestIndexedAnswersThroughSettings(t *testing.T) {
 		limit int64
 		a     answer
 		want  []hpack.HeaderField
-	}{{-1, g1, want1}, {0, g1, want1}, {4096, g1, want1}, {-1, g2, want2}} {
+	}{{-1, g1, want1}, {0, g1, want1}, {4096, g1, want1}, {1024, g1, want1}, {-1, g2, want2}, {8192, g2, want2}} {
 		if ph.limit >= 0 {
 			pending = append(pending, uint32(ph.limit))
 		}
@@ -341,6 +358,58 @@ func TestH2LoadTableSizes(t *testing.T) {
 		}
 		if m := h2loadSummary.FindSubmatch(out); m == nil || string(m[4]) != "2000" || !bytes.Contains(out, []byte("status codes: 2000 2xx")) {
 			t.Fatalf("--header-table-size=%d:\n%s", size, out)
+		}
+	}
+}
+
+// TestUpgradeTableSize: settings an upgrade carries (HTTP2-Settings)
+// bound the answer on stream 1 by the smaller of them and 4096, which
+// nghttp2 holds its table to until it has our acknowledgement.
+func TestUpgradeTableSize(t *testing.T) {
+	a, want := genAnswer(200, 1)
+	for _, tc := range []struct {
+		size     uint32
+		updates  []uint32 // the block's size updates
+		limitNow uint32
+	}{
+		{0, []uint32{0}, 0},
+		{1024, []uint32{0, a.ix.Size}, 1024},
+		{65536, []uint32{a.ix.Size}, 4096},
+	} {
+		c := New(Limits{})
+		var settings [6]byte
+		settings[1] = byte(http2.SettingHeaderTableSize)
+		settings[2], settings[3], settings[4], settings[5] = byte(tc.size>>24), byte(tc.size>>16), byte(tc.size>>8), byte(tc.size)
+		if !c.ResetUpgrade(settings[:], false) {
+			t.Fatal("settings refused")
+		}
+		if c.enc.limit != tc.limitNow {
+			t.Errorf("size %d: the encoder's limit is %d, want %d", tc.size, c.enc.limit, tc.limitNow)
+		}
+		c.RespondParts(1, a.head, a.ix, a.body, nil, 0)
+		out := c.Output()
+		i := bytes.Index(out, []byte("\r\n\r\n"))
+		if i < 0 {
+			t.Fatalf("no 101 in %q", out)
+		}
+		fr := http2.NewFramer(nil, bytes.NewReader(out[i+4:]))
+		p := newPeer()
+		p.acked(min(tc.size, 4096))
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("size %d: no HEADERS: %v", tc.size, err)
+			}
+			if h, ok := f.(*http2.HeadersFrame); ok {
+				b := h.HeaderBlockFragment()
+				if got := leadingUpdates(t, b); !slices.Equal(got, tc.updates) {
+					t.Errorf("size %d: size updates %v, want %v", tc.size, got, tc.updates)
+				}
+				if got := p.block(t, b); !sameFields(got, want) {
+					t.Errorf("size %d: decoded %v, want %v", tc.size, got, want)
+				}
+				break
+			}
 		}
 	}
 }

@@ -128,7 +128,7 @@ func (c *Conn) RespondParts(id uint32, head []byte, ix *Indexed, body, tail []by
 			s.body, s.tail = tail, nil
 		}
 	}
-	if c.HeadFits(headBound(head, ix)) {
+	if c.fits(headBound(head, ix)) {
 		c.writeHead(s) // before the DATA of streams already listed
 		if s.state == stIdle {
 			return true // no body: the stream is done
@@ -139,10 +139,14 @@ func (c *Conn) RespondParts(id uint32, head []byte, ix *Indexed, body, tail []by
 	return true
 }
 
-// HeadFits reports whether Respond would write a header block of n bytes
-// into the output at once. Right after Feed returned a request, it does
-// for a block of up to Limits.HeadRoom bytes.
-func (c *Conn) HeadFits(n int) bool {
+// HeadFits reports whether Respond would write a plain header block of n
+// bytes into the output at once. Right after Feed returned a request, it
+// does for a block of up to Limits.HeadRoom bytes.
+func (c *Conn) HeadFits(n int) bool { return c.fits(headBound(nil, nil) + n) }
+
+// fits reports whether a header block of n bytes, size updates included,
+// goes into the output now.
+func (c *Conn) fits(n int) bool {
 	frames := (n + int(c.peerMaxFrame) - 1) / int(c.peerMaxFrame)
 	return c.room() >= n+w.HeaderLen*max(frames, 1)+ctlReserve
 }
@@ -247,7 +251,7 @@ func (c *Conn) pump() {
 // reports whether it wrote, and whether the output is full.
 func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	if s.hdr != nil {
-		if !c.HeadFits(headBound(s.hdr, s.ix)) {
+		if !c.fits(headBound(s.hdr, s.ix)) {
 			return false, true
 		}
 		c.writeHead(s)
