@@ -61,6 +61,7 @@ const (
 	cH2AbuseHeaderBlock
 	cH2AbuseHeaderList
 	cH2AbuseStalled
+	cGRPCCalls
 	cH2Frames // the first of h2.FrameKinds: HTTP/2 frames received, by type
 )
 
@@ -137,6 +138,7 @@ var counterTable = [numCounters]CounterInfo{
 	cH2AbuseHeaderBlock:  {"h2_abuse_total", "kind", "header_block", h2AbuseHelp, "h2_abuse_header_block"},
 	cH2AbuseHeaderList:   {"h2_abuse_total", "kind", "header_list", h2AbuseHelp, "h2_abuse_header_list"},
 	cH2AbuseStalled:      {"h2_abuse_total", "kind", "stalled", h2AbuseHelp, "h2_abuse_stalled"},
+	cGRPCCalls:           {"grpc_calls_total", "", "", "gRPC calls answered (HTTP/2 requests of content-type application/grpc), health checks among them.", "grpc_calls"},
 }
 
 // The HTTP/2 counters by frame type and error code are laid out here.

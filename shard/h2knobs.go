@@ -43,6 +43,7 @@ type h2Answer struct {
 	src    h2Body
 	bv     variant
 	n      int64
+	grpc   uint8 // grpcCall or grpcHealth: the kind's gRPC answer
 }
 
 // tag is what the stream hands back when its bytes are no longer needed:
@@ -298,7 +299,7 @@ func (e *engine) completeH2(c *conn, id uint32) {
 		e.armH2Timer(c)
 		return
 	}
-	e.answerH2(c, id, nil)
+	e.answerH2(c, id, nil, grpcNone)
 }
 
 // h2Fresh brings an answer made when its request's head came up to date

@@ -124,7 +124,7 @@ func (e *engine) upgradeH2(c *conn, head bool, src *h2Source) bool {
 	}
 	c.h2 = x
 	e.local[cH2Conns]++
-	e.answerH2(c, 1, src)
+	e.answerH2(c, 1, src, grpcNone)
 	e.h2Tags(c)
 	return true
 }

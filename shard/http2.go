@@ -162,6 +162,18 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 	switch ev {
 	case h2.EventRequest:
 		*e.env.requests++
+		if x.Req.GRPC {
+			mark := grpcCall
+			if string(x.Req.Path) == grpcHealthCheck {
+				mark = grpcHealth
+			}
+			if x.Req.Complete {
+				e.answerH2(c, x.Req.Stream, nil, mark)
+			} else {
+				x.Mark(x.Req.Stream, mark) // answered at its message's end
+			}
+			break
+		}
 		var src *h2Source
 		if e.env.knobs != nil {
 			if q := h2Query(x.Req.Path); q != nil {
@@ -171,12 +183,16 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 		}
 		switch {
 		case x.Req.Complete:
-			e.answerH2(c, x.Req.Stream, src)
+			e.answerH2(c, x.Req.Stream, src, grpcNone)
 		case src != nil:
 			e.h2Knobs(c, x.Req.Stream, src, true) // its answer waits for the body's end
 		}
 	case h2.EventComplete:
-		e.completeH2(c, x.Done)
+		if x.DoneMark != grpcNone {
+			e.answerH2(c, x.Done, nil, x.DoneMark)
+		} else {
+			e.completeH2(c, x.Done)
+		}
 	}
 	e.h2Tags(c)
 	if e.draining && !x.Draining() {
@@ -213,11 +229,11 @@ type h2Delayed struct {
 // with the current behaviour's answer: a kind drawn from the mixes, at
 // once or after a delay drawn from the delay mix. A delayed stream waits
 // on its own; the others go on.
-func (e *engine) answerH2(c *conn, id uint32, src *h2Source) {
+func (e *engine) answerH2(c *conn, id uint32, src *h2Source, grpc uint8) {
 	if src != nil && e.h2Knobs(c, id, src, false) {
 		return
 	}
-	a := h2Answer{set: e.sets.cur, v: kindVariant(e.env.kind(), vOK)}
+	a := h2Answer{set: e.sets.cur, v: kindVariant(e.env.kind(), vOK), grpc: grpc}
 	at, bkt := e.env.drawDue()
 	e.h2Place(c, id, a, h2When{at: at, bkt: bkt}, nil)
 }
@@ -236,34 +252,48 @@ func (e *engine) h2Policy(c *conn) {
 // respondH2 hands stream id its answer a (its set held); head is its
 // header block when it lies in the shard's scratch.
 func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
-	var body, tail []byte
-	var ix *h2.Indexed
+	ans := h2.Answer{Tag: a.tag()}
 	status := 0
-	if a.v != vCustom {
+	switch {
+	case a.grpc != grpcNone:
 		p := &e.sets.at(a.set)[a.v]
-		head, ix, body, status = p.h2, &p.h2ix, p.bodyOf(), p.status
-	} else {
+		g := &p.grpc
+		ans.Head, status = g.head, p.status
+		switch {
+		case a.grpc == grpcHealth:
+			ans.Body, ans.Trailers, status = grpcServing, grpcOK, 200
+		case g.fail != nil:
+			ans.Head = g.fail // trailers-only
+		default:
+			ans.Body, ans.Tail, ans.Trailers = g.message, p.bodyOf(), grpcOK
+		}
+		e.local[cGRPCCalls]++
+	case a.v != vCustom:
+		p := &e.sets.at(a.set)[a.v]
+		ans.Head, ans.Indexed, ans.Body, status = p.h2, &p.h2ix, p.bodyOf(), p.status
+	default:
 		status = int(a.status)
 		run := c.h2.run(a.gran)
 		if head == nil {
 			head = run[:a.head]
 		}
+		ans.Head = head
 		switch a.src {
 		case h2BodySet:
-			body = e.sets.at(a.set)[a.bv].bodyOf()
+			ans.Body = e.sets.at(a.set)[a.bv].bodyOf()
 		case h2BodyPattern:
-			body = e.env.pattern[:a.n]
+			ans.Body = e.env.pattern[:a.n]
 			if a.n > 1 {
-				body, tail = body[:a.n-1], h2Newline // a pattern body ends in a newline
+				ans.Body, ans.Tail = ans.Body[:a.n-1], h2Newline // a pattern body ends in a newline
 			}
 		case h2BodyRun:
-			body = run[a.head : int64(a.head)+a.n]
+			ans.Body = run[a.head : int64(a.head)+a.n]
 		}
 		if !e.statusSeen[status] {
 			e.noteStatus(status) // a status only a knob asked for
 		}
 	}
-	if !c.h2.RespondParts(id, head, ix, body, tail, a.tag()) {
+	if !c.h2.Answer(id, &ans) {
 		e.h2Let(c, a.tag()) // the client reset the stream meanwhile
 		return
 	}

@@ -138,6 +138,8 @@ type prepared struct {
 	// h2primeDate.
 	h2ix        h2.Indexed
 	h2primeDate int
+	// grpc is the kind's gRPC answers (grpc.go), with h2.
+	grpc grpcAnswer
 }
 
 // bodyOf is the body of a prepared answer (a GET's), in its own bytes.
@@ -168,6 +170,9 @@ func (rs *responses) setDate(d []byte, gen uint32) {
 		}
 		if p.h2ix.Prime != nil {
 			copy(p.h2ix.Prime[p.h2primeDate:], d)
+		}
+		if p.grpc.head != nil {
+			p.grpc.setDate(d)
 		}
 		p.h2ix.Gen = gen
 	}
@@ -346,6 +351,7 @@ func (rs *responses) prepareKind(base variant, status int, body []byte, r Respon
 		if sub == vOK {
 			rs[base].h2, rs[base].h2date = buildH2Head(status, len(body), ctype, server, now, r.Headers)
 			rs[base].h2ix, rs[base].h2primeDate = buildH2Indexed(status, len(body), ctype, sharedType(r), server, now, r.Headers)
+			rs[base].grpc = buildGRPC(status, body, server, now, r.Headers)
 		}
 	}
 	answer(vOK, "", false)
@@ -427,6 +433,9 @@ func (rs *responses) clone() *responses {
 		p.h2 = append([]byte(nil), p.h2...)
 		p.h2ix.Prime = append([]byte(nil), p.h2ix.Prime...)
 		p.h2ix.Steady = append([]byte(nil), p.h2ix.Steady...)
+		if p.grpc.head != nil {
+			p.grpc = p.grpc.clone()
+		}
 	}
 	return &c
 }

@@ -86,6 +86,7 @@ type Request struct {
 	Fields    []byte // with Limits.FieldsFor: "name: value\r\n" for each regular field
 	Head      bool   // HEAD: answer without a body
 	Complete  bool   // END_STREAM came with the head: answer now
+	GRPC      bool   // its content-type is application/grpc (or +proto, ...)
 }
 
 // FrameKinds is the frame types counted apart: RFC 9113's, and the rest
@@ -131,8 +132,10 @@ type stream struct {
 	gotLen   int64    // DATA payload received
 	hdr      []byte   // the answer's header block, not yet sent
 	ix       *Indexed // its indexed forms, or nil
+	trailers []byte   // the answer's trailers, not yet sent
+	mark     uint8    // the caller's (Mark)
 	body     []byte   // the answer's body not yet sent
-	tail     []byte   // the rest of the body, after body (RespondParts)
+	tail     []byte   // the rest of the body, after body (Answer.Tail)
 	slot     int32    // its index in Conn.streams
 	next     int32    // in the pending list (streams with body to send); -1 end
 	inList   bool
@@ -209,8 +212,10 @@ type Conn struct {
 	floods  int
 
 	Req Request
-	// Done is the stream EventComplete reports.
+	// Done is the stream EventComplete reports, and DoneMark what the
+	// caller marked it with (Mark).
 	Done     uint32
+	DoneMark uint8
 	Counters *Counters
 	own      Counters
 }

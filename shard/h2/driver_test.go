@@ -117,10 +117,10 @@ func answerEvent(c *Conn, ev Event, a answer) {
 	switch ev {
 	case EventRequest:
 		if c.Req.Complete {
-			c.RespondParts(c.Req.Stream, a.head, a.ix, a.body, nil, 0)
+			c.Answer(c.Req.Stream, &Answer{Head: a.head, Indexed: a.ix, Body: a.body})
 		}
 	case EventComplete:
-		c.RespondParts(c.Done, a.head, a.ix, a.body, nil, 0)
+		c.Answer(c.Done, &Answer{Head: a.head, Indexed: a.ix, Body: a.body})
 	}
 	drainTags(c)
 }

@@ -386,7 +386,7 @@ func TestUpgradeTableSize(t *testing.T) {
 		if c.enc.limit != tc.limitNow {
 			t.Errorf("size %d: the encoder's limit is %d, want %d", tc.size, c.enc.limit, tc.limitNow)
 		}
-		c.RespondParts(1, a.head, a.ix, a.body, nil, 0)
+		c.Answer(1, &Answer{Head: a.head, Indexed: a.ix, Body: a.body})
 		out := c.Output()
 		i := bytes.Index(out, []byte("\r\n\r\n"))
 		if i < 0 {

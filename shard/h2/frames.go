@@ -283,7 +283,7 @@ func (c *Conn) complete(s *stream) Event {
 		return EventNone
 	}
 	s.state = stHalfClosedRemo
-	c.Done = s.id
+	c.Done, c.DoneMark = s.id, s.mark
 	return EventComplete
 }
 

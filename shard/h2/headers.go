@@ -141,6 +141,10 @@ func (c *Conn) decodeFields(trailers bool) (fields, error) {
 			f.malformed = true // §8.2.2: connection-specific
 		case "te":
 			f.malformed = f.malformed || string(value) != "trailers"
+		case "content-type":
+			// gRPC's: application/grpc, or with +proto, +json, ...
+			c.Req.GRPC = bytes.HasPrefix(value, []byte("application/grpc")) &&
+				(len(value) == len("application/grpc") || value[len("application/grpc")] == '+' || value[len("application/grpc")] == ';')
 		case "content-length":
 			n, ok := parseLength(value)
 			if !ok || f.contentLength >= 0 && f.contentLength != n {

@@ -2,6 +2,8 @@ package h2
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -107,9 +109,9 @@ func TestRespondWritesTheHeadAtOnce(t *testing.T) {
 	}
 }
 
-// TestRespondPartsSendsBodyThenTail: a body in two parts leaves as one,
+// TestAnswerSendsBodyThenTail: a body in two parts leaves as one,
 // across DATA frames the window cuts, with END_STREAM on the last.
-func TestRespondPartsSendsBodyThenTail(t *testing.T) {
+func TestAnswerSendsBodyThenTail(t *testing.T) {
 	for _, win := range []uint32{1, 2, 3, 65535} {
 		c := New(Limits{})
 		in := clientBytes(0, func(fr *http2.Framer) {
@@ -125,7 +127,7 @@ func TestRespondPartsSendsBodyThenTail(t *testing.T) {
 			k, ev := c.Feed(in, 0)
 			in = in[k:]
 			if ev == EventRequest {
-				c.RespondParts(1, newAnswer(200, "abcd").head, nil, []byte("abc"), []byte("d"), 0)
+				c.Answer(1, &Answer{Head: newAnswer(200, "abcd").head, Body: []byte("abc"), Tail: []byte("d")})
 			}
 			sent = append(sent, c.Output()...)
 			c.Sent(len(c.Output()))
@@ -138,6 +140,83 @@ func TestRespondPartsSendsBodyThenTail(t *testing.T) {
 		// the tail goes with the body's end when the window allows.
 		if frames := 1 + max(4-int(win), 0); d.frames[1] != frames {
 			t.Fatalf("window %d: %d DATA frames, want %d", win, d.frames[1], frames)
+		}
+	}
+}
+
+// TestAnswerWithTrailers: trailers follow the whole body, however the
+// window cuts it, and end the stream; with no body they follow HEADERS.
+// The request's content-type says whether it is gRPC, and a mark set at
+// its head comes back with its end.
+func TestAnswerWithTrailers(t *testing.T) {
+	trailers := append([]byte{0x00, 11}, "grpc-status"...)
+	trailers = append(append(trailers, 1), '0')
+	for _, tc := range []struct {
+		body string
+		win  uint32
+	}{{"", 65535}, {"abcd", 65535}, {"abcd", 1}} {
+		c := New(Limits{})
+		in := clientBytes(0, func(fr *http2.Framer) {
+			_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: tc.win})
+			var hb bytes.Buffer
+			enc := hpack.NewEncoder(&hb)
+			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":path", "/p.S/M"}, {":authority", "t"}, {"content-type", "application/grpc+proto"}, {"te", "trailers"}} {
+				_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true})
+			_ = fr.WriteData(1, true, []byte{0, 0, 0, 0, 0})
+			for range 8 {
+				_ = fr.WriteWindowUpdate(1, 1)
+				_ = fr.WriteWindowUpdate(0, 1)
+			}
+		})
+		var sent []byte
+		grpc := false
+		for len(in) > 0 {
+			k, ev := c.Feed(in, 0)
+			in = in[k:]
+			switch ev {
+			case EventRequest:
+				grpc = c.Req.GRPC
+				c.Mark(c.Req.Stream, 7)
+			case EventComplete:
+				if c.DoneMark != 7 {
+					t.Fatalf("mark %d at the body's end, want 7", c.DoneMark)
+				}
+				c.Answer(c.Done, &Answer{Head: newAnswer(200, tc.body).head, Body: []byte(tc.body), Trailers: trailers})
+			}
+			sent = append(sent, c.Output()...)
+			c.Sent(len(c.Output()))
+		}
+		if !grpc {
+			t.Error("a request of application/grpc+proto not taken for gRPC")
+		}
+		fr := http2.NewFramer(nil, bytes.NewReader(sent))
+		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+		var seq []string
+		body := ""
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				break
+			}
+			switch f := f.(type) {
+			case *http2.MetaHeadersFrame:
+				k := "headers"
+				if v := f.PseudoValue("status"); v == "" {
+					k = "trailers grpc-status=" + f.RegularFields()[0].Value
+				}
+				seq = append(seq, k+fmt.Sprint(" end=", f.StreamEnded()))
+			case *http2.DataFrame:
+				body += string(f.Data())
+				if f.StreamEnded() {
+					seq = append(seq, "data end=true")
+				}
+			}
+		}
+		want := []string{"headers end=false", "trailers grpc-status=0 end=true"}
+		if got := strings.Join(seq, ", "); got != strings.Join(want, ", ") || body != tc.body {
+			t.Errorf("body %q, window %d: %s and body %q; want %s", tc.body, tc.win, got, body, strings.Join(want, ", "))
 		}
 	}
 }

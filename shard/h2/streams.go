@@ -79,7 +79,7 @@ func (c *Conn) release(s *stream) {
 	if s.answered {
 		c.doneTags = append(c.doneTags, s.tag) // room for every stream: never grows
 	}
-	s.state, s.body, s.tail, s.hdr, s.ix = stIdle, nil, nil, nil, nil
+	s.state, s.body, s.tail, s.hdr, s.ix, s.trailers = stIdle, nil, nil, nil, nil, nil
 	c.open--
 }
 
@@ -101,34 +101,43 @@ func (c *Conn) wasReset(id uint32) bool {
 
 // Respond answers the complete request on stream id with a plain HPACK
 // header block (static-table names, literals without indexing) and a
-// body (ignored for a HEAD). The header block is written into the
-// output at once when HeadFits says so (a block built for one stream may
-// then be reused at once); otherwise it must stay unchanged until the
-// stream is done, like the body: then tag comes out of DoneTag, whether
-// the answer went out whole or the stream was reset first. It reports
-// false when the stream is gone (reset by the peer); tag is then not
-// kept.
+// body (ignored for a HEAD): Answer with only those.
 func (c *Conn) Respond(id uint32, head, body []byte, tag uint32) bool {
-	return c.RespondParts(id, head, nil, body, nil, tag)
+	return c.Answer(id, &Answer{Head: head, Body: body, Tag: tag})
 }
 
-// RespondParts is Respond with the header block's indexed forms too (ix,
-// nil without; see Indexed: the connection picks the form as it writes
-// the block), and a body in two parts, body then tail, sent as if they
-// were one.
-func (c *Conn) RespondParts(id uint32, head []byte, ix *Indexed, body, tail []byte, tag uint32) bool {
+// Answer is what a stream is answered with.
+type Answer struct {
+	Head    []byte   // the plain header block
+	Indexed *Indexed // its indexed forms, or nil (see Indexed)
+	// Body then Tail, sent as if they were one; ignored for a HEAD.
+	Body, Tail []byte
+	// Trailers is a plain header block sent after the body, ending the
+	// stream (RFC 9113 §8.1: gRPC's status); nil: the body ends it.
+	Trailers []byte
+	Tag      uint32 // the caller's, given back by DoneTag
+}
+
+// Answer answers the complete request on stream id with a. The header
+// block is written into the output at once when HeadFits says so (a
+// block built for one stream may then be reused at once); otherwise it
+// must stay unchanged until the stream is done, like the body and the
+// trailers: then the tag comes out of DoneTag, whether the answer went
+// out whole or the stream was reset first. It reports false when the
+// stream is gone (reset by the peer); the tag is then not kept.
+func (c *Conn) Answer(id uint32, a *Answer) bool {
 	s := c.find(id)
 	if s == nil || s.state != stHalfClosedRemo || s.answered {
 		return false
 	}
-	s.answered, s.hdr, s.ix, s.tag = true, head, ix, tag
+	s.answered, s.hdr, s.ix, s.tag, s.trailers = true, a.Head, a.Indexed, a.Tag, a.Trailers
 	if !s.head {
-		s.body, s.tail = body, tail
+		s.body, s.tail = a.Body, a.Tail
 		if len(s.body) == 0 {
-			s.body, s.tail = tail, nil
+			s.body, s.tail = a.Tail, nil
 		}
 	}
-	if c.fits(headBound(head, ix)) {
+	if c.fits(headBound(a.Head, a.Indexed)) {
 		c.writeHead(s) // before the DATA of streams already listed
 		if s.state == stIdle {
 			return true // no body: the stream is done
@@ -170,6 +179,15 @@ func (c *Conn) Abandon() {
 		if s := &c.streams[i]; s.state != stIdle {
 			c.release(s)
 		}
+	}
+}
+
+// Mark gives open stream id a mark of the caller's, reported with its
+// EventComplete (DoneMark): what the request's head said that the
+// answer, drawn once the body is in, depends on.
+func (c *Conn) Mark(id uint32, m uint8) {
+	if s := c.find(id); s != nil {
+		s.mark = m
 	}
 }
 
@@ -247,8 +265,9 @@ func (c *Conn) pump() {
 	}
 }
 
-// writeSome writes stream s's HEADERS, or one DATA frame of its body. It
-// reports whether it wrote, and whether the output is full.
+// writeSome writes stream s's HEADERS, one DATA frame of its body, or
+// its trailers. It reports whether it wrote, and whether the output is
+// full.
 func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	if s.hdr != nil {
 		if !c.fits(headBound(s.hdr, s.ix)) {
@@ -264,12 +283,22 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 		return false, false
 	}
 	rest := int64(len(s.body) + len(s.tail))
+	if rest == 0 { // only the trailers are left
+		if !c.fits(headBound(s.trailers, nil)) {
+			return false, true
+		}
+		c.writeBlock(s, s.trailers, nil, true)
+		s.trailers = nil
+		c.progress++
+		c.finish(s)
+		return true, false
+	}
 	k := min(rest, int64(c.peerMaxFrame), c.sendWin, s.sendWin, int64(c.room()-w.HeaderLen-c.reserve()))
 	if k <= 0 {
 		return false, c.room() < w.HeaderLen+c.reserve()+1
 	}
 	var flags uint8
-	if k == rest {
+	if k == rest && s.trailers == nil {
 		flags = w.FlagEndStream
 	}
 	c.out = w.AppendHeader(c.out, uint32(k), w.FrameData, flags, s.id)
@@ -288,18 +317,32 @@ func (c *Conn) writeSome(s *stream) (wrote, full bool) {
 	if flags != 0 {
 		c.finish(s)
 	}
-	return true, false
+	return true, false // trailers: written on the next turn
 }
 
-// writeHead writes stream s's HEADERS (and CONTINUATIONs past the peer's
-// frame size) in the form the encoder picks; the caller checked
-// HeadFits. A stream without a body is done.
+// writeHead writes stream s's HEADERS in the form the encoder picks; the
+// caller checked it fits. A stream with neither body nor trailers is
+// done.
 func (c *Conn) writeHead(s *stream) {
+	last := len(s.body) == 0 && s.trailers == nil
+	c.writeBlock(s, s.hdr, s.ix, last)
+	s.hdr, s.ix = nil, nil
+	s.state = stAnswering
+	c.progress++
+	if last {
+		c.finish(s)
+	}
+}
+
+// writeBlock writes a header block of stream s, plain or one of ix's as
+// the encoder picks, as HEADERS (and CONTINUATIONs past the peer's frame
+// size), ending the stream when end says so.
+func (c *Conn) writeBlock(s *stream, plain []byte, ix *Indexed, end bool) {
 	var updates [maxUpdates]byte
-	pre, hdr := c.enc.pick(s.hdr, s.ix, updates[:0])
+	pre, hdr := c.enc.pick(plain, ix, updates[:0])
 	n := len(pre) + len(hdr)
 	flags := uint8(w.FlagEndHeaders)
-	if len(s.body) == 0 {
+	if end {
 		flags |= w.FlagEndStream
 	}
 	first := min(n, int(c.peerMaxFrame)) // at least 16384: the updates fit
@@ -317,12 +360,6 @@ func (c *Conn) writeHead(s *stream) {
 		c.out = w.AppendHeader(c.out, uint32(k), w.FrameContinuation, f, s.id)
 		c.out = append(c.out, hdr[off:off+k]...)
 		off += k
-	}
-	s.hdr, s.ix = nil, nil
-	s.state = stAnswering
-	c.progress++
-	if len(s.body) == 0 {
-		c.finish(s)
 	}
 }
 
