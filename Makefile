@@ -7,6 +7,9 @@ BIN := bin/zerosys
 # module proxy into bin/).
 H2SPEC := $(CURDIR)/bin/h2spec
 H2SPEC_VERSION := v2.2.1+incompatible
+# grpc-health-probe, the gRPC health client Kubernetes' examples use.
+GRPC_PROBE := $(CURDIR)/bin/grpc-health-probe
+GRPC_PROBE_VERSION := v0.4.62
 
 .PHONY: build run test vet fmt fuzz clean
 
@@ -34,12 +37,15 @@ SKIPPED := $(CURDIR)/bin/skipped-tests
 $(H2SPEC):
 	GOBIN=$(CURDIR)/bin go install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
 
-test: build $(H2SPEC)
+$(GRPC_PROBE):
+	GOBIN=$(CURDIR)/bin go install github.com/grpc-ecosystem/grpc-health-probe@$(GRPC_PROBE_VERSION)
+
+test: build $(H2SPEC) $(GRPC_PROBE)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	go vet $(GOFLAGS_ALL) ./...
 	@rm -f $(SKIPPED)
 	ZEROSYS_SKIPPED=$(SKIPPED) H2SPEC=$(H2SPEC) go test $(GOFLAGS_ALL) -race -count=1 ./affinity/ ./listener/ ./shard/httpwire/ ./shard/h2wire/ ./shard/h2/
-	ZEROSYS_SKIPPED=$(SKIPPED) H2SPEC=$(H2SPEC) go test $(GOFLAGS_ALL) -count=1 -p 1 -timeout 20m ./...
+	ZEROSYS_SKIPPED=$(SKIPPED) H2SPEC=$(H2SPEC) GRPC_PROBE=$(GRPC_PROBE) go test $(GOFLAGS_ALL) -count=1 -p 1 -timeout 20m ./...
 	@if [ -f deploy/deploy.mk ]; then $(MAKE) --no-print-directory test-deploy; fi
 	@if [ -s $(SKIPPED) ]; then \
 		pkgs=$$(cut -f3 $(SKIPPED) | sort -u | tr '\n' ' ' | sed 's/ *$$//; s/^ *//'); \

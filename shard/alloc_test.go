@@ -133,81 +133,107 @@ func TestZeroAllocsWithKnobs(t *testing.T) {
 
 // TestZeroAllocsPerStream is TestZeroAllocsPerRequest for HTTP/2: one
 // connection, batches of 16 streams (GET, each a HEADERS frame with
-// END_STREAM, the connection window topped up), the process's heap
+// END_STREAM; or gRPC calls, HEADERS then a DATA frame with an empty
+// message; the connection window topped up), the process's heap
 // allocations counted over 2,000 batches.
 func TestZeroAllocsPerStream(t *testing.T) {
-	for _, m := range recvModes {
-		ts := startServer(t, m, nil)
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-		// The preface with empty SETTINGS, then the server's preface and
-		// the acknowledgement of ours come back.
-		start := append([]byte(h2wire.ClientPreface), 0, 0, 0, byte(h2wire.FrameSettings), 0, 0, 0, 0, 0)
-		if _, err := c.Write(start); err != nil {
-			t.Fatal(err)
-		}
-		const perBatch = 16
-		block := []byte{0x82, 0x86, 0x84, 0x41, 1, 't'} // GET, http, /, :authority t
-		var batch []byte
-		for range perBatch {
-			batch = h2wire.AppendHeader(batch, uint32(len(block)), h2wire.FrameHeaders, h2wire.FlagEndHeaders|h2wire.FlagEndStream, 1)
-			batch = append(batch, block...)
-		}
-		p := &ts.shards[0].e.sets.at(0)[vOK]
-		batch = h2wire.AppendWindowUpdate(batch, 0, uint32(perBatch*p.body)) // what this batch's DATA takes
-		frameLen := h2wire.HeaderLen + len(block)
-		preface := make([]byte, h2wire.HeaderLen*3+3*6+4) // SETTINGS (3), WINDOW_UPDATE, SETTINGS ACK
-		if _, err := io.ReadFull(c, preface); err != nil {
-			t.Fatal(err)
-		}
-		// The answers' header blocks differ in length (the first primes
-		// the dynamic table, the rest refer to it): frames are read one
-		// by one, into buffers made once.
-		var fh [h2wire.HeaderLen]byte
-		buf := make([]byte, h2wire.DefaultMaxFrameSize)
-		var last []byte // the last DATA payload
-		id := uint32(1)
-		round := func() {
-			for i := range perBatch {
-				h2wire.PutStreamID(batch[i*frameLen:], id)
-				id += 2
-			}
-			if _, err := c.Write(batch); err != nil {
+	get := []byte{0x82, 0x86, 0x84, 0x41, 1, 't'} // GET, http, /, :authority t
+	call := []byte{0x83, 0x86, 0x04, 2, '/', 'x', 0x41, 1, 't', 0x0f, 0x10, 16}
+	call = append(append(call, "application/grpc"...), 0x00, 2, 't', 'e', 8)
+	call = append(call, "trailers"...)
+	for _, kind := range []string{"GET", "gRPC"} {
+		for _, m := range recvModes {
+			ts := startServer(t, m, nil)
+			c, err := net.Dial("tcp", ts.addr)
+			if err != nil {
 				t.Fatal(err)
 			}
-			for ended := 0; ended < perBatch; {
-				if _, err := io.ReadFull(c, fh[:]); err != nil {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			// The preface with empty SETTINGS, then the server's preface and
+			// the acknowledgement of ours come back.
+			start := append([]byte(h2wire.ClientPreface), 0, 0, 0, byte(h2wire.FrameSettings), 0, 0, 0, 0, 0)
+			if _, err := c.Write(start); err != nil {
+				t.Fatal(err)
+			}
+			const perBatch = 16
+			p := &ts.shards[0].e.sets.at(0)[vOK]
+			var batch []byte
+			var ids []int // where each stream's id is in batch
+			perStream := p.body
+			for range perBatch {
+				ids = append(ids, len(batch))
+				if kind == "GET" {
+					batch = h2wire.AppendHeader(batch, uint32(len(get)), h2wire.FrameHeaders, h2wire.FlagEndHeaders|h2wire.FlagEndStream, 1)
+					batch = append(batch, get...)
+					continue
+				}
+				batch = h2wire.AppendHeader(batch, uint32(len(call)), h2wire.FrameHeaders, h2wire.FlagEndHeaders, 1)
+				batch = append(batch, call...)
+				ids = append(ids, len(batch))
+				batch = h2wire.AppendHeader(batch, 5, h2wire.FrameData, h2wire.FlagEndStream, 1)
+				batch = append(batch, 0, 0, 0, 0, 0)
+				perStream = len(p.grpc.message) + p.body
+			}
+			batch = h2wire.AppendWindowUpdate(batch, 0, uint32(perBatch*perStream)) // what this batch's DATA takes
+			preface := make([]byte, h2wire.HeaderLen*3+3*6+4)                       // SETTINGS (3), WINDOW_UPDATE, SETTINGS ACK
+			if _, err := io.ReadFull(c, preface); err != nil {
+				t.Fatal(err)
+			}
+			// The answers' header blocks differ in length (the first primes
+			// the dynamic table, the rest refer to it): frames are read one
+			// by one, into buffers made once.
+			var fh [h2wire.HeaderLen]byte
+			buf := make([]byte, h2wire.DefaultMaxFrameSize)
+			last := make([]byte, 0, h2wire.DefaultMaxFrameSize) // the last DATA payload
+			id := uint32(1)
+			round := func() {
+				for i, at := range ids {
+					h2wire.PutStreamID(batch[at:], id)
+					if kind == "GET" || i%2 == 1 {
+						id += 2
+					}
+				}
+				if _, err := c.Write(batch); err != nil {
 					t.Fatal(err)
 				}
-				n := int(fh[0])<<16 | int(fh[1])<<8 | int(fh[2])
-				if _, err := io.ReadFull(c, buf[:n]); err != nil {
-					t.Fatal(err)
-				}
-				if h2wire.FrameType(fh[3]) == h2wire.FrameData {
-					last = buf[:n]
+				for ended := 0; ended < perBatch; {
+					if _, err := io.ReadFull(c, fh[:]); err != nil {
+						t.Fatal(err)
+					}
+					n := int(fh[0])<<16 | int(fh[1])<<8 | int(fh[2])
+					if _, err := io.ReadFull(c, buf[:n]); err != nil {
+						t.Fatal(err)
+					}
+					switch h2wire.FrameType(fh[3]) {
+					case h2wire.FrameData:
+						last = append(last[:0], buf[:n]...)
+					case h2wire.FrameHeaders:
+					default:
+						continue
+					}
 					if fh[4]&h2wire.FlagEndStream != 0 {
 						ended++
 					}
 				}
 			}
-		}
-		for range 100 {
-			round()
-		}
-		const rounds = 2000
-		allocs := processAllocs(rounds, round)
-		streams := rounds * perBatch
-		perStreamAllocs := float64(allocs) / float64(streams)
-		t.Logf("%s: %d streams, %d allocations in the process: %.5f per stream", m.name, streams, allocs, perStreamAllocs)
-		if perStreamAllocs > 0.001 {
-			t.Errorf("%.4f allocations per stream (%d over %d streams), want 0", perStreamAllocs, allocs, streams)
-		}
-		if string(last) != "Have a nice day!" {
-			t.Errorf("last answer's body: %q", last)
+			for range 100 {
+				round()
+			}
+			const rounds = 2000
+			allocs := processAllocs(rounds, round)
+			streams := rounds * perBatch
+			perStreamAllocs := float64(allocs) / float64(streams)
+			t.Logf("%s, %s: %d streams, %d allocations in the process: %.5f per stream", kind, m.name, streams, allocs, perStreamAllocs)
+			if perStreamAllocs > 0.001 {
+				t.Errorf("%s: %.4f allocations per stream (%d over %d streams), want 0", kind, perStreamAllocs, allocs, streams)
+			}
+			if !bytes.HasSuffix(last, []byte("Have a nice day!")) {
+				t.Errorf("%s: last answer's body: %q", kind, last)
+			}
+			if kind == "gRPC" && ts.total(func(s Stats) uint64 { return s.Counters[cGRPCCalls] }) == 0 {
+				t.Error("no call was taken for gRPC")
+			}
 		}
 	}
 }

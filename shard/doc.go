@@ -87,6 +87,7 @@
 //	http1.go       the protocol side: bytes to answers (HTTP/1.1)
 //	http2.go       HTTP/2 connections: the preface, h2.Conn fed and sent, streams answered
 //	h2answers.go   the prepared HTTP/2 header blocks: plain, priming and referring forms
+//	grpc.go        gRPC calls over HTTP/2: the prepared answers, statuses, the health service
 //	queue.go       a connection's queued answers, each holding the response set it came from
 //	behaviour.go   Behaviour: what a shard plays, prepared off the loop and taken up at a batch boundary
 //	knobs.go       per-request knobs read from the query, without allocation

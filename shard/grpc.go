@@ -3,6 +3,8 @@ package shard
 import (
 	"encoding/binary"
 	"strconv"
+
+	"zerosys/shard/h2"
 )
 
 // gRPC over HTTP/2 (gRPC's PROTOCOL-HTTP2): a request whose content-type
@@ -59,6 +61,13 @@ func grpcCode(st int) int {
 type grpcAnswer struct {
 	head []byte // :status 200, content-type application/grpc, Server, Date, the configured fields
 	date int    // where head's Date value is
+	// ix is head's indexed forms, its shared fields those of every
+	// kind's gRPC head (Content-Type application/grpc): a Gen of their
+	// own (grpcGen), so a connection that mixes gRPC and other answers
+	// primes its table for each in turn. The Date in Prime is at
+	// primeDate.
+	ix        h2.Indexed
+	primeDate int
 	// message is the length prefix of the message and the header of its
 	// field 1: the kind's body follows it.
 	message []byte
@@ -75,10 +84,11 @@ func buildGRPC(status int, body []byte, server, date string, headers []string) g
 		b := []byte{0x80 | 8} // :status 200
 		b, _ = appendHpackLiteral(b, hpackServer, server)
 		b, at := appendHpackLiteral(b, hpackDate, date)
-		b, _ = appendHpackLiteral(b, hpackContentType, "application/grpc")
+		b, _ = appendHpackLiteral(b, hpackContentType, grpcType)
 		return appendH2Fields(b, headers), at
 	}
 	g.head, g.date = head()
+	g.ix, g.primeDate = buildH2Indexed(200, -1, grpcType, grpcType, server, date, headers)
 	n := 0
 	if len(body) > 0 {
 		n = 1 + len(binary.AppendUvarint(nil, uint64(len(body)))) + len(body)
@@ -95,9 +105,21 @@ func buildGRPC(status int, body []byte, server, date string, headers []string) g
 	return g
 }
 
-// setDate writes d into g's header blocks.
-func (g *grpcAnswer) setDate(d []byte) {
+// grpcType is the Content-Type of gRPC's answers.
+const grpcType = "application/grpc"
+
+// grpcGen is the high bit of a gRPC head's Gen, which the set's
+// generation fills: its shared fields differ from the set's others.
+const grpcGen = 1 << 31
+
+// setDate writes d into g's header blocks, gen being the set's new
+// generation.
+func (g *grpcAnswer) setDate(d []byte, gen uint32) {
 	copy(g.head[g.date:], d)
+	if g.ix.Prime != nil {
+		copy(g.ix.Prime[g.primeDate:], d)
+	}
+	g.ix.Gen = gen | grpcGen
 	if g.fail != nil {
 		copy(g.fail[g.failDate:], d)
 	}
@@ -107,5 +129,7 @@ func (g *grpcAnswer) setDate(d []byte) {
 func (g grpcAnswer) clone() grpcAnswer {
 	g.head = append([]byte(nil), g.head...)
 	g.fail = append([]byte(nil), g.fail...)
+	g.ix.Prime = append([]byte(nil), g.ix.Prime...)
+	g.ix.Steady = append([]byte(nil), g.ix.Steady...)
 	return g
 }

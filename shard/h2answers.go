@@ -119,7 +119,8 @@ const maxH2Table = 4096
 
 // buildH2Indexed is the indexed forms of the answer buildH2Head makes,
 // the shared fields (h2Shared, sharedType their Content-Type) those of
-// the set, and the offset of the Date value in Prime.
+// the set, and the offset of the Date value in Prime. A bodyLen under 0
+// leaves Content-Length out (a gRPC answer's).
 func buildH2Indexed(status int, bodyLen int, ctype, sharedType, server, date string, headers []string) (h2.Indexed, int) {
 	shared := h2Shared(server, date, sharedType, headers)
 	var ix h2.Indexed
@@ -135,7 +136,7 @@ func buildH2Indexed(status int, bodyLen int, ctype, sharedType, server, date str
 	} else {
 		first, _ = appendHpackLiteral(first, hpackStatus, strconv.Itoa(status))
 	}
-	if !bodiless(status) {
+	if !bodiless(status) && bodyLen >= 0 {
 		last, _ = appendHpackLiteral(last, hpackContentLength, strconv.Itoa(bodyLen))
 	}
 	ix.Steady = append([]byte(nil), first...)

@@ -75,6 +75,22 @@ func TestH2IndexedForms(t *testing.T) {
 				if p.h2ix.Gen != 1 {
 					t.Errorf("Gen %d after setDate(…, 1)", p.h2ix.Gen)
 				}
+				// The gRPC head's forms: their own shared fields and Gen.
+				if g := &p.grpc; g.ix.Prime != nil {
+					plain := decode(hpack.NewDecoder(4096, nil), g.head)
+					dec := hpack.NewDecoder(g.ix.Size, nil)
+					if got := decode(dec, g.ix.Prime); !slices.Equal(got, plain) || !slices.Contains(plain, "date: "+d1) {
+						t.Errorf("gRPC Prime decodes to %v, plain to %v", got, plain)
+					}
+					if got := decode(dec, g.ix.Steady); !slices.Equal(got, plain) {
+						t.Errorf("gRPC Steady decodes to %v, plain to %v", got, plain)
+					}
+					if g.ix.Gen != 1|grpcGen {
+						t.Errorf("gRPC Gen %#x", g.ix.Gen)
+					}
+				} else if tc.indexed {
+					t.Errorf("status %d: no indexed gRPC head", p.status)
+				}
 				if p.h2ix.Prime != nil {
 					if got := decode(hpack.NewDecoder(p.h2ix.Size, nil), p.h2ix.Prime); !slices.Equal(got, plain) {
 						t.Errorf("status %d: Prime decodes to %v, plain to %v", p.status, got, plain)

@@ -258,12 +258,12 @@ func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 	case a.grpc != grpcNone:
 		p := &e.sets.at(a.set)[a.v]
 		g := &p.grpc
-		ans.Head, status = g.head, p.status
+		ans.Head, ans.Indexed, status = g.head, &g.ix, p.status
 		switch {
 		case a.grpc == grpcHealth:
 			ans.Body, ans.Trailers, status = grpcServing, grpcOK, 200
 		case g.fail != nil:
-			ans.Head = g.fail // trailers-only
+			ans.Head, ans.Indexed = g.fail, nil // trailers-only
 		default:
 			ans.Body, ans.Tail, ans.Trailers = g.message, p.bodyOf(), grpcOK
 		}

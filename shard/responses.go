@@ -172,7 +172,7 @@ func (rs *responses) setDate(d []byte, gen uint32) {
 			copy(p.h2ix.Prime[p.h2primeDate:], d)
 		}
 		if p.grpc.head != nil {
-			p.grpc.setDate(d)
+			p.grpc.setDate(d, gen)
 		}
 		p.h2ix.Gen = gen
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -99,7 +100,11 @@ func straceCount(t *testing.T, pid int, f func()) (int, string) {
 func TestZeroSyscallsPerRequest(t *testing.T) {
 	needTool(t, "strace")
 	cpus := needCPUs(t, 2)
-	for _, mode := range []string{"keepalive", "close", "delay", "knobs", "h2", "h2-knobs"} {
+	grpcCall := filepath.Join(t.TempDir(), "call.bin")
+	if err := os.WriteFile(grpcCall, []byte{0, 0, 0, 0, 0}, 0o644); err != nil { // an empty message
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"keepalive", "close", "delay", "knobs", "h2", "h2-knobs", "grpc"} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"--sqpoll", "on", "--idle", "spin", "--mode", mode,
 				"--cpus", strconv.Itoa(cpus[0]), "--poller-cpus", strconv.Itoa(cpus[1])}
@@ -114,26 +119,35 @@ func TestZeroSyscallsPerRequest(t *testing.T) {
 				// size, an extra header, one in ten delayed.
 				args[5] = "keepalive"
 				path = "/?status=503:50,200&size=100:50,2000&header=X-K:v&delay=0:90,1ms:10&cb=1"
-			case "h2", "h2-knobs":
+			case "h2", "h2-knobs", "grpc":
 				// HTTP/2 streams from h2load: 8 connections of 16 streams;
 				// with knobs, every answer built for its stream (an echo,
-				// drawn status and size, a header, one in ten delayed).
+				// drawn status and size, a header, one in ten delayed);
+				// gRPC: unary calls, each an empty message, answered with a
+				// message and trailers.
 				needTool(t, "h2load")
 				args[5] = "keepalive"
 				if mode == "h2-knobs" {
 					path = "/?echo=1&status=201:50,200&header=X-K:v&delay=0:90,1ms:10&cb=1"
+				}
+				if mode == "grpc" {
+					path = "/zerosys.test.Service/Call"
 				}
 			}
 			p := startZerosys(t, args...)
 			pid := p.cmd.Process.Pid
 			const window = 2 * time.Second
 			run := func(count *atomic.Int64) {
-				if !strings.HasPrefix(mode, "h2") {
+				if !strings.HasPrefix(mode, "h2") && mode != "grpc" {
 					loadPath(t, p.addr, path, mode == "close", window, 4000, 8*window, count)
 					return
 				}
 				before := p.scrape(t)
-				out, err := exec.Command("h2load", "-D", "2", "-c", "8", "-m", "16", "-t", "1", "http://"+p.addr+path).CombinedOutput()
+				h2args := []string{"-D", "2", "-c", "8", "-m", "16", "-t", "1"}
+				if mode == "grpc" {
+					h2args = append(h2args, "-d", grpcCall, "-H", "content-type: application/grpc", "-H", "te: trailers")
+				}
+				out, err := exec.Command("h2load", append(h2args, "http://"+p.addr+path)...).CombinedOutput()
 				if err != nil || !bytes.Contains(out, []byte(" 0 failed, 0 errored")) {
 					t.Fatalf("h2load: %v\n%s", err, out)
 				}
@@ -753,6 +767,34 @@ func TestIdleCPU(t *testing.T) {
 		t.Errorf("idle CPU %.2f%%, want < 1%%", used*100)
 	}
 	p.stop(t)
+}
+
+// TestGRPCHealthProbe: grpc-health-probe, the client Kubernetes' gRPC
+// health checks were first built on, finds zerosys SERVING, whatever the
+// behaviour's status (a failing backend's calls fail; its health service
+// answers). make test installs it; GRPC_PROBE names it.
+func TestGRPCHealthProbe(t *testing.T) {
+	probe := os.Getenv("GRPC_PROBE")
+	if probe == "" {
+		var err error
+		if probe, err = exec.LookPath("grpc-health-probe"); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatal("grpc-health-probe is not installed; make test installs it")
+			}
+			skip(t, "grpc-health-probe is not installed (make test installs it)", "")
+		}
+	}
+	for _, args := range [][]string{{}, {"--status", "503"}} {
+		p := startZerosys(t, append([]string{"--sqpoll", "off", "--shards", "1"}, args...)...)
+		out, err := exec.Command(probe, "-addr", p.addr, "-connect-timeout", "5s", "-rpc-timeout", "5s").CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("status: SERVING")) {
+			t.Errorf("zerosys %v: grpc-health-probe: %v: %s", args, err, out)
+		}
+		if n := p.scrape(t).sum("zerosys_grpc_calls_total"); n != 1 {
+			t.Errorf("zerosys %v: %v gRPC calls counted, want 1", args, n)
+		}
+		p.stop(t)
+	}
 }
 
 // TestRealClients drives zerosys with the load generators and client
