@@ -207,8 +207,14 @@ func FuzzConn(f *testing.F) {
 		_ = fr.WriteWindowUpdate(0, 100)
 		_ = fr.WritePriority(3, http2.PriorityParam{StreamDep: 3})
 	})[len(w.ClientPreface):], uint8(1))
-	a := newAnswer(200, "Have a nice day!")
+	plain := newAnswer(200, "Have a nice day!")
+	indexed, _ := genAnswer(200, 1)
+	indexed.trailers = append([]byte{0x00, 11}, "grpc-status\x010"...)
 	f.Fuzz(func(t *testing.T, data []byte, step uint8) {
+		a := plain
+		if step&0x80 != 0 {
+			a = indexed // indexed forms and trailers
+		}
 		c := New(Limits{MaxStreams: 8, OutBuffer: 4096, FieldsFor: "/"})
 		outCap, fieldCap := cap(c.Output()), cap(c.fieldBuf)
 		in := append([]byte(w.ClientPreface), data...)

@@ -14,6 +14,7 @@ import (
 type answer struct {
 	head, body []byte
 	ix         *Indexed // the head's indexed forms, or nil
+	trailers   []byte
 }
 
 // newAnswer prepares status with body: :status indexed when the static
@@ -117,10 +118,10 @@ func answerEvent(c *Conn, ev Event, a answer) {
 	switch ev {
 	case EventRequest:
 		if c.Req.Complete {
-			c.Answer(c.Req.Stream, &Answer{Head: a.head, Indexed: a.ix, Body: a.body})
+			c.Answer(c.Req.Stream, &Answer{Head: a.head, Indexed: a.ix, Body: a.body, Trailers: a.trailers})
 		}
 	case EventComplete:
-		c.Answer(c.Done, &Answer{Head: a.head, Indexed: a.ix, Body: a.body})
+		c.Answer(c.Done, &Answer{Head: a.head, Indexed: a.ix, Body: a.body, Trailers: a.trailers})
 	}
 	drainTags(c)
 }
