@@ -8,6 +8,7 @@ const (
 	ctlStopAccept             // cancel accept; the listener may be closed once AcceptStopped is closed
 	ctlBehaviour              // a behaviour was posted (SetBehaviour); the loop clears it when it takes it
 	ctlStop                   // leave the loop, cutting what is left
+	ctlNotReady               // the server is going: health checks say so (gRPC NOT_SERVING)
 )
 
 // setCtl sets a control bit and wakes the loop. Called by other goroutines.
@@ -63,6 +64,9 @@ func (s *Shard) control(ctl uint32) {
 		ctl &^= ctlBehaviour
 	}
 	s.seen = ctl
+	if ctl&ctlNotReady != 0 {
+		s.e.notReady = true
+	}
 	if ctl&ctlDrain != 0 {
 		s.e.drain()
 	}

@@ -46,6 +46,7 @@ type engine struct {
 
 	accept   acceptState
 	draining bool // answer every further request with Connection: close
+	notReady bool // health answers say the server is going (NotReady)
 	stopping bool // the shard is stopping: every connection is cut
 
 	local  [numCounters]uint64

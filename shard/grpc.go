@@ -16,8 +16,9 @@ import (
 // The message is protobuf field 1 (length-delimited) holding the kind's
 // body, which any message type reads (an unknown field, or a string or
 // bytes field 1), so the size mixes apply. grpc.health.v1.Health/Check
-// is answered SERVING. Every byte is prepared with the kind; delays
-// apply as to any stream.
+// is answered SERVING, or NOT_SERVING once the server is going (NotReady,
+// Drain). Every byte is prepared with the kind; delays apply as to any
+// stream.
 
 // grpcMark is what a stream's request head said it is, for the h2 mark
 // its answer is drawn by once its body is in.
@@ -30,8 +31,12 @@ const (
 // grpcHealthCheck is the health service's Check method.
 const grpcHealthCheck = "/grpc.health.v1.Health/Check"
 
-// grpcServing is Check's answer: a message of 2 bytes, status SERVING (1).
-var grpcServing = []byte{0, 0, 0, 0, 2, 0x08, 0x01}
+// grpcServing is Check's answer: a message of 2 bytes, status SERVING
+// (1); grpcNotServing says NOT_SERVING (2), once the server is going.
+var (
+	grpcServing    = []byte{0, 0, 0, 0, 2, 0x08, 0x01}
+	grpcNotServing = []byte{0, 0, 0, 0, 2, 0x08, 0x02}
+)
 
 // grpcOK is the trailers of a call that succeeded: grpc-status 0.
 var grpcOK = appendHpackNewName(nil, "grpc-status", "0")

@@ -108,3 +108,31 @@ func TestServeGRPCStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestServeGRPCHealthGoing: once the server is going (NotReady, the
+// drain's delay), the health service says NOT_SERVING while calls are
+// still answered.
+func TestServeGRPCHealthGoing(t *testing.T) {
+	ts := startServer(t, modes[0], nil)
+	cc := grpcClient(t, ts)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	health := healthpb.NewHealthClient(cc)
+	check := func() healthpb.HealthCheckResponse_ServingStatus {
+		t.Helper()
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "any"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetStatus()
+	}
+	if st := check(); st != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("before: %v", st)
+	}
+	ts.shards[0].NotReady()
+	waitFor(t, "NOT_SERVING", func() bool { return check() == healthpb.HealthCheckResponse_NOT_SERVING })
+	var out wrapperspb.BytesValue
+	if err := cc.Invoke(ctx, "/zerosys.test.Service/Call", &emptypb.Empty{}, &out); err != nil || string(out.GetValue()) != "Have a nice day!" {
+		t.Fatalf("a call while going: %q, %v", out.GetValue(), err)
+	}
+}

@@ -262,6 +262,9 @@ func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 		switch {
 		case a.grpc == grpcHealth:
 			ans.Body, ans.Trailers, status = grpcServing, grpcOK, 200
+			if e.notReady || e.draining {
+				ans.Body = grpcNotServing
+			}
 		case g.fail != nil:
 			ans.Head, ans.Indexed = g.fail, nil // trailers-only
 		default:

@@ -214,6 +214,12 @@ func (s *Shard) Stop() {
 // Connections that stay silent are left to the caller's deadline (Stop).
 func (s *Shard) Drain() { s.setCtl(ctlDrain) }
 
+// NotReady makes the shard's health answers say it is going (the gRPC
+// health service's NOT_SERVING), as /readyz does, while it goes on
+// serving: the drain's delay, for load balancers to notice. Drain implies
+// it.
+func (s *Shard) NotReady() { s.setCtl(ctlNotReady) }
+
 // StopAccepting cancels the shard's accept. Connections the kernel has
 // queued but the shard has not taken stay queued; the caller takes care
 // that none are (see listener.Group.Quiesce). Once AcceptStopped is closed

@@ -795,6 +795,19 @@ func TestGRPCHealthProbe(t *testing.T) {
 		}
 		p.stop(t)
 	}
+	// Through the drain's delay the health service agrees with /readyz.
+	p := startZerosys(t, "--sqpoll", "off", "--shards", "1", "--drain-delay", "3s")
+	p.signal(t, syscall.SIGTERM)
+	var out []byte
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out, _ = exec.Command(probe, "-addr", p.addr, "-connect-timeout", "1s", "-rpc-timeout", "1s").CombinedOutput(); bytes.Contains(out, []byte("NOT_SERVING")) {
+			break
+		}
+	}
+	if !bytes.Contains(out, []byte("NOT_SERVING")) {
+		t.Errorf("during the drain's delay: grpc-health-probe: %s", out)
+	}
+	p.wait(t, 10*time.Second)
 }
 
 // TestRealClients drives zerosys with the load generators and client

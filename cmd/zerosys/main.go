@@ -257,6 +257,9 @@ func start(cfg *config, log *slog.Logger) (*server, error) {
 // "Connection: close"; connections still open at --drain-timeout are cut.
 func (s *server) drain(cfg *config, log *slog.Logger) {
 	s.ready.Store(false)
+	for _, sh := range s.shards {
+		sh.NotReady() // the gRPC health service agrees with /readyz
+	}
 	time.Sleep(cfg.drainDelay)
 	deadline := time.Now().Add(cfg.drainTimeout)
 	for i, sh := range s.shards {
