@@ -28,8 +28,12 @@ const (
 	grpcHealth       // grpc.health.v1.Health/Check
 )
 
-// grpcHealthCheck is the health service's Check method.
-const grpcHealthCheck = "/grpc.health.v1.Health/Check"
+// The health service's methods. Watch, a stream, gets Check's answer
+// and ends: a client watches again.
+const (
+	grpcHealthCheck = "/grpc.health.v1.Health/Check"
+	grpcHealthWatch = "/grpc.health.v1.Health/Watch"
+)
 
 // grpcServing is Check's answer: a message of 2 bytes, status SERVING
 // (1); grpcNotServing says NOT_SERVING (2), once the server is going.
@@ -94,6 +98,7 @@ func buildGRPC(status int, body []byte, server, date string, headers []string) g
 	}
 	g.head, g.date = head()
 	g.ix, g.primeDate = buildH2Indexed(200, -1, grpcType, grpcType, server, date, headers)
+	g.ix.Gen = grpcGen // never the plain heads' Gen, even before the first setDate
 	n := 0
 	if len(body) > 0 {
 		n = 1 + len(binary.AppendUvarint(nil, uint64(len(body)))) + len(body)

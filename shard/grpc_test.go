@@ -129,6 +129,14 @@ func TestServeGRPCHealthGoing(t *testing.T) {
 	if st := check(); st != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("before: %v", st)
 	}
+	// Watch, a stream, gets Check's answer and ends.
+	w, err := health.Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("Watch: %v, %v", r, err)
+	}
 	ts.shards[0].NotReady()
 	waitFor(t, "NOT_SERVING", func() bool { return check() == healthpb.HealthCheckResponse_NOT_SERVING })
 	var out wrapperspb.BytesValue

@@ -164,7 +164,7 @@ func (e *engine) onH2Event(c *conn, ev h2.Event) {
 		*e.env.requests++
 		if x.Req.GRPC {
 			mark := grpcCall
-			if string(x.Req.Path) == grpcHealthCheck {
+			if p := string(x.Req.Path); p == grpcHealthCheck || p == grpcHealthWatch {
 				mark = grpcHealth
 			}
 			if x.Req.Complete {
@@ -265,12 +265,14 @@ func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 			if e.notReady || e.draining {
 				ans.Body = grpcNotServing
 			}
+			if !e.statusSeen[status] {
+				e.noteStatus(status) // a behaviour without a 200 kind
+			}
 		case g.fail != nil:
 			ans.Head, ans.Indexed = g.fail, nil // trailers-only
 		default:
 			ans.Body, ans.Tail, ans.Trailers = g.message, p.bodyOf(), grpcOK
 		}
-		e.local[cGRPCCalls]++
 	case a.v != vCustom:
 		p := &e.sets.at(a.set)[a.v]
 		ans.Head, ans.Indexed, ans.Body, status = p.h2, &p.h2ix, p.bodyOf(), p.status
@@ -301,6 +303,9 @@ func (e *engine) respondH2(c *conn, id uint32, a *h2Answer, head []byte) {
 		return
 	}
 	e.local[cH2Streams]++
+	if a.grpc != grpcNone {
+		e.local[cGRPCCalls]++
+	}
 	e.byStatus[status]++
 }
 

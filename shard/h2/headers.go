@@ -142,9 +142,7 @@ func (c *Conn) decodeFields(trailers bool) (fields, error) {
 		case "te":
 			f.malformed = f.malformed || string(value) != "trailers"
 		case "content-type":
-			// gRPC's: application/grpc, or with +proto, +json, ...
-			c.Req.GRPC = bytes.HasPrefix(value, []byte("application/grpc")) &&
-				(len(value) == len("application/grpc") || value[len("application/grpc")] == '+' || value[len("application/grpc")] == ';')
+			c.Req.GRPC = isGRPC(value)
 		case "content-length":
 			n, ok := parseLength(value)
 			if !ok || f.contentLength >= 0 && f.contentLength != n {
@@ -221,3 +219,23 @@ var nameChar = func() (t [256]bool) {
 
 // badValueChar is what a field value may not hold.
 var badValueChar = [256]bool{0: true, '\r': true, '\n': true}
+
+// isGRPC reports gRPC's content-type: application/grpc, or with +proto,
+// +json, ... or parameters; media types are matched without regard to
+// case (RFC 9110 §8.3.1).
+func isGRPC(ct []byte) bool {
+	const t = "application/grpc"
+	if len(ct) < len(t) {
+		return false
+	}
+	for i := range len(t) {
+		c := ct[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != t[i] {
+			return false
+		}
+	}
+	return len(ct) == len(t) || ct[len(t)] == '+' || ct[len(t)] == ';'
+}

@@ -326,3 +326,17 @@ func TestResetAfterOpenStreams(t *testing.T) {
 		t.Fatalf("after Reset: %d answers, %d resets, GOAWAY %v", got, resets, goAway)
 	}
 }
+
+// TestIsGRPC: gRPC's content-types, in any case, and nothing else.
+func TestIsGRPC(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc": true, "application/grpc+proto": true, "application/grpc+json": true,
+		"Application/gRPC": true, "application/grpc; charset=utf-8": true,
+		"application/grpcx": false, "application/grp": false, "application/json": false, "": false,
+		"application/grpc-web": false, "text/plain": false,
+	} {
+		if got := isGRPC([]byte(ct)); got != want {
+			t.Errorf("%q: %v, want %v", ct, got, want)
+		}
+	}
+}
