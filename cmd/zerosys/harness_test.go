@@ -199,11 +199,23 @@ func (m metrics) sum(name string, want ...string) float64 {
 	return total
 }
 
+// metricReaches scrapes p until the sum of name (over the series with
+// the labels want) is v, for up to 2 s: shards publish their counters
+// every millisecond or so, not at once. It returns the last sum.
+func (p *proc) metricReaches(t *testing.T, v float64, name string, want ...string) float64 {
+	t.Helper()
+	n := p.scrape(t).sum(name, want...)
+	for deadline := time.Now().Add(2 * time.Second); n != v && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n = p.scrape(t).sum(name, want...)
+	}
+	return n
+}
+
 // toolPackages names the Debian package of each tool the tests drive.
 var toolPackages = map[string]string{
 	"strace": "strace", "curl": "curl", "wrk": "wrk", "h2load": "nghttp2-client", "setpriv": "util-linux", "taskset": "util-linux",
 	"ab": "apache2-utils", "hey": "hey", "ip": "iproute2", "nstat": "iproute2", "python3": "python3",
-	"slowhttptest": "slowhttptest",
+	"slowhttptest": "slowhttptest", "haproxy": "haproxy",
 }
 
 // needTool skips without the tool, except in CI, where its absence means
