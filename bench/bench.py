@@ -247,6 +247,9 @@ PROFILES = [
          quick=True, strace=True),
     dict(name="h2c", title="HTTP/2 over cleartext, prior knowledge (h2load -c 16 -m 32)", tool="h2load", h2=True,
          conns=16, streams=32, quick=True, strace=False),
+    # gRPC: zerosys alone (nginx and h2o proxy gRPC; they do not answer it).
+    dict(name="grpc", title="gRPC unary calls over h2c (h2load -c 16 -m 32, an empty message each; zerosys alone)",
+         tool="h2load", h2=True, grpc=True, conns=16, streams=32, quick=True, strace=False),
     dict(name=f"idle-{IDLE_CONNS}", title=f"Memory: {IDLE_CONNS:,} idle keep-alive connections", tool="idle",
          conns=IDLE_CONNS, quick=True, runs=1),
     dict(name="shards-4", title="Shards sharing 4 keep-alive connections, pipelined x16 (every CPU, load generator included)",
@@ -475,12 +478,21 @@ def body_bytes(n):
 # load generators
 
 
+# GRPC_CALL is the request body of the grpc profile's calls (run_suite
+# writes it).
+GRPC_CALL = None
+
+
 def load_argv(prof, port, duration, conns=None):
     conns = conns or prof["conns"]
     url = f"http://127.0.0.1:{port}/"
     cpus = prof.get("load_cpus", LOAD_CPUS)
     threads = max(1, min(len(cpus), conns))
-    if prof.get("h2"):
+    if prof.get("grpc"):
+        argv = ["h2load", "-m", str(prof["streams"]), "-c", str(conns), "-t", str(threads), "-D", str(duration),
+                "-d", GRPC_CALL, "-H", "content-type: application/grpc", "-H", "te: trailers",
+                url + "zerosys.bench.Service/Call"]
+    elif prof.get("h2"):
         argv = ["h2load", "-m", str(prof["streams"]), "-c", str(conns), "-t", str(threads), "-D", str(duration), url]
     elif prof["tool"] == "h2load":
         argv = ["h2load", "--h1", "-m", str(prof.get("pipeline", 1)), "-c", str(conns), "-t", str(threads),
@@ -709,6 +721,10 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
     for size in (0, 4096, 65536, 1 << 20):
         with open(os.path.join(tmp, "www", f"body-{size}"), "wb") as f:
             f.write(DEFAULT_BODY if size == 0 else body_bytes(size))
+    global GRPC_CALL
+    GRPC_CALL = os.path.join(tmp, "grpc-call.bin")
+    with open(GRPC_CALL, "wb") as f:
+        f.write(b"\0\0\0\0\0")  # an empty message: no compression, length 0
     help_text = zerosys_flags()
     out_dir = os.path.join(RESULTS, mode)
     os.makedirs(out_dir, exist_ok=True)
@@ -743,6 +759,8 @@ def run_suite(mode, runs, duration, only_servers, only_profiles, strace_seconds)
             for s in servers:
                 if bool(prof.get("steering")) != bool(s.get("steering")):
                     continue  # the steering variants meet the steering profile only
+                if prof.get("grpc") and not s.get("zerosys"):
+                    continue  # a peer that does not answer gRPC itself
                 if prof.get("h2") and not s.get("h2c"):
                     continue  # a server that speaks no HTTP/2 over cleartext
                 port = free_port_pair(port + 2)
@@ -901,6 +919,11 @@ def nginx_of(data, profile):
 
 def fmt_num(x):
     return "–" if x is None else f"{x:,.0f}"
+
+
+def fmt_x(x):
+    """A ratio, or a dash where there is nothing to compare with."""
+    return "–" if x is None else fmt_f(x) + "x"
 
 
 def fmt_f(x, d=2):
@@ -1197,8 +1220,8 @@ def render_one(data, w):
                       if ng and ng.get("cpu_per_100k") and r.get("cpu_per_100k") else None)
             p50 = fmt_lat(r.get("lat_p50_us")) if p["tool"] == "wrk" else f"mean {fmt_lat(r.get('lat_mean_us'))}"
             w(f"| {r['label']} | {r['budget']}{'*' if r['server'] == 'zerosys-spin' else ''} | {fmt_num(r['rps'])} "
-              f"| {fmt_f(ratio)}x | {p50} | {fmt_lat(r.get('lat_p99_us'))} | {r['errors']} "
-              f"| {fmt_f(r.get('cpu_per_100k'), 3)} | {fmt_f(cratio)}x "
+              f"| {fmt_x(ratio)} | {p50} | {fmt_lat(r.get('lat_p99_us'))} | {r['errors']} "
+              f"| {fmt_f(r.get('cpu_per_100k'), 3)} | {fmt_x(cratio)} "
               f"| {fmt_f(r.get('cpus_per_100k'), 3)} | {fmt_f(bratio) + 'x' if bratio else '–'} | {fmt_pct(r.get('server_cpu_util'))} "
               f"| {fmt_pct(r.get('load_cpu_util'))} | {bottleneck(r)} "
               f"| {fmt_f(r.get('strace_syscalls_per_req'), 3)} | {fmt_f(r.get('zerosys_enters_per_req'), 4)} "
