@@ -112,13 +112,16 @@ var DelayBounds = [...]time.Duration{
 const numDelayBuckets = len(DelayBounds) + 1
 
 // delayBucket is the histogram bucket of a delay of d ns.
-func delayBucket(d int64) uint8 {
-	for i, b := range DelayBounds {
+func delayBucket(d int64) uint8 { return bucketOf(DelayBounds[:], d) }
+
+// bucketOf is the bucket of d ns among bounds, the last past them all.
+func bucketOf(bounds []time.Duration, d int64) uint8 {
+	for i, b := range bounds {
 		if d <= int64(b) {
 			return uint8(i)
 		}
 	}
-	return uint8(len(DelayBounds))
+	return uint8(len(bounds))
 }
 
 // delayBuckets is delayBucket of each delay, worked out once per table so

@@ -328,6 +328,7 @@ func (e *engine) send(c *conn) {
 		x := &c.h1.cust
 		if c.out.end == 0 {
 			c.out.k, c.out.end = 1, x.total()
+			e.noteLate(h.at, 1)
 		}
 		b = x.segment(c.out.off) // one segment per send
 	} else {
@@ -346,6 +347,7 @@ func (e *engine) send(c *conn) {
 					e.local[cSpliceFallback]++
 				}
 			}
+			e.noteLate(h.at, c.out.k)
 		}
 		if c.out.splice {
 			e.sendSpliced(c, p)

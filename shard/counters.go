@@ -169,7 +169,8 @@ type published struct {
 	_         cpu.CacheLinePad
 	counters  [numCounters]atomic.Uint64
 	responses [maxStatus]atomic.Uint64           // by status code
-	delays    [numDelayBuckets + 1]atomic.Uint64 // delayHist: the buckets, then the sum
+	delays    [numDelayBuckets + 1]atomic.Uint64 // histogram: the buckets, then the sum
+	late      [numLateBuckets + 1]atomic.Uint64
 	active    atomic.Int64
 	_         cpu.CacheLinePad
 }
@@ -192,17 +193,45 @@ type Stats struct {
 	// DelayBounds[i]; the last is above every bound). DelaySum is their sum.
 	DelayBuckets [numDelayBuckets]uint64
 	DelaySum     time.Duration
+	// LateBuckets counts delayed answers by how late they left after
+	// their due time, in the buckets of LateBounds; LateSum is the sum.
+	LateBuckets [numLateBuckets]uint64
+	LateSum     time.Duration
 }
 
-// delayHist is a shard's histogram of the delays applied.
-type delayHist struct {
-	n   [numDelayBuckets]uint64
+// histogram is a shard's histogram of delays (or lateness): bucket counts
+// for the bounds its user knows, and their sum.
+type histogram struct {
+	n   [max(numDelayBuckets, numLateBuckets)]uint64
 	sum int64 // ns
 }
 
-func (h *delayHist) add(bucket uint8, d int64) {
-	h.n[bucket]++
-	h.sum += d
+// add counts k values of d ns in bucket.
+func (h *histogram) add(bucket uint8, d int64, k uint32) {
+	h.n[bucket] += uint64(k)
+	h.sum += d * int64(k)
+}
+
+// LateBounds are the upper bounds of the lateness histogram's buckets
+// (Stats.LateBuckets); the last bucket takes the rest.
+var LateBounds = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 100 * time.Millisecond,
+}
+
+// numLateBuckets counts LateBounds' buckets and the one past them.
+const numLateBuckets = len(LateBounds) + 1
+
+// noteLate counts k delayed answers due at (monotonic ns) that leave now:
+// the loop turn they waited for, and the connection's answers before
+// them. A shard near saturation shows here before anywhere else.
+func (e *engine) noteLate(at int64, k uint32) {
+	if at == 0 {
+		return
+	}
+	late := max(e.now-at, 0)
+	e.late.add(bucketOf(LateBounds[:], late), late, k)
 }
 
 // Closed is the connections closed for any reason.
@@ -231,6 +260,10 @@ func (p *published) snapshot(st *Stats) {
 		st.DelayBuckets[i] = p.delays[i].Load()
 	}
 	st.DelaySum = time.Duration(p.delays[numDelayBuckets].Load())
+	for i := range st.LateBuckets {
+		st.LateBuckets[i] = p.late[i].Load()
+	}
+	st.LateSum = time.Duration(p.late[numLateBuckets].Load())
 	st.Responses = make(map[int]uint64)
 	for code := range p.responses {
 		if n := p.responses[code].Load(); n > 0 {

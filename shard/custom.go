@@ -155,7 +155,7 @@ func (h *http1) answerKnobs(head []byte, req httpwire.RequestInfo, closeAfter bo
 		at = env.due() // the server's delay
 	} else if d > 0 {
 		*env.delayed++
-		env.delayHist.add(delayBucket(d), d)
+		env.delayHist.add(delayBucket(d), d, 1)
 		at = env.now + d
 	}
 	kind := env.kind()

@@ -50,7 +50,8 @@ type engine struct {
 	stopping bool // the shard is stopping: every connection is cut
 
 	local  [numCounters]uint64
-	delays delayHist
+	delays histogram // the delays applied
+	late   histogram // how late delayed answers left (LateBounds)
 	active int64
 	rng    uint64 // random state of the draws (protoEnv.rng)
 

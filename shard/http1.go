@@ -34,7 +34,7 @@ type protoEnv struct {
 	delayCum   []uint32  // cumulative shares of the mix's delays
 	delayBkt   []uint8   // each delay's histogram bucket
 	delayed    *uint64   // counter: answers delayed
-	delayHist  *delayHist
+	delayHist  *histogram
 	table      *table // the current behaviour
 
 	// Per-request knobs; knobs is nil when they are off.
@@ -93,7 +93,7 @@ func (env *protoEnv) drawDue() (at int64, bkt uint8) {
 func (env *protoEnv) countDelay(at int64, bkt uint8) {
 	if at > 0 {
 		*env.delayed++
-		env.delayHist.add(bkt, at-env.now)
+		env.delayHist.add(bkt, at-env.now, 1)
 	}
 }
 

@@ -321,6 +321,7 @@ func (e *engine) h2Due(c *conn) {
 		}
 		x.delayed[i] = x.delayed[len(x.delayed)-1]
 		x.delayed = x.delayed[:len(x.delayed)-1]
+		e.noteLate(d.when.at, 1)
 		e.respondH2(c, d.id, &d.a, nil)
 	}
 	e.h2Tags(c)

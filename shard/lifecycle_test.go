@@ -519,6 +519,39 @@ func TestLifecycleDelayOrder(t *testing.T) {
 	if n := k.e.local[cDelayed]; n != 2 {
 		t.Errorf("%d answers counted delayed, want 2", n)
 	}
+	// The GET's answer left on time; the HEAD's request came in a later
+	// read, and its answer waited for quiesce's jump of the clock.
+	total := uint64(0)
+	for _, n := range k.e.late.n {
+		total += n
+	}
+	if total != 2 || k.e.late.n[0] < 1 {
+		t.Errorf("lateness %v, want 2 answers counted, the first on time", k.e.late.n)
+	}
+}
+
+// TestLifecycleLateness: an answer that leaves after its due time (the
+// loop came back 3 ms late) is counted in the lateness histogram by how
+// late it left.
+func TestLifecycleLateness(t *testing.T) {
+	cfg := lifecycleConfig(0)
+	cfg.Delay, cfg.RecvBuffer = 20*time.Millisecond, 4096
+	k := newFakeKernel(t, cfg)
+	k.connect()
+	s := k.socks[0]
+	s.send(requestMenu[0])
+	for _, o := range append([]*fakeOp(nil), k.ops...) {
+		if o.a.kind == actRecv {
+			k.complete(o, byte(len(requestMenu[0])-1)) // all of it
+		}
+	}
+	k.advance(int64(23 * time.Millisecond))
+	s.peerEOF = true
+	k.quiesce()
+	want := bucketOf(LateBounds[:], int64(3*time.Millisecond))
+	if len(s.answers) != 1 || k.e.late.n[want] != 1 || k.e.late.sum != int64(3*time.Millisecond) {
+		t.Errorf("%d answers; lateness %v (sum %v), want one in bucket %d (3 ms)", len(s.answers), k.e.late.n, time.Duration(k.e.late.sum), want)
+	}
 }
 
 // TestLifecycleDrainWithDelayedAnswers: a drain while answers wait for

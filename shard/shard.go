@@ -344,10 +344,14 @@ func (s *Shard) publish() {
 	for i := range e.local {
 		s.pub.counters[i].Store(e.local[i])
 	}
-	for i, n := range e.delays.n {
-		s.pub.delays[i].Store(n)
+	for i := range numDelayBuckets {
+		s.pub.delays[i].Store(e.delays.n[i])
 	}
 	s.pub.delays[numDelayBuckets].Store(uint64(e.delays.sum))
+	for i := range numLateBuckets {
+		s.pub.late[i].Store(e.late.n[i])
+	}
+	s.pub.late[numLateBuckets].Store(uint64(e.late.sum))
 	for _, code := range e.statuses {
 		s.pub.responses[code].Store(e.byStatus[code])
 	}

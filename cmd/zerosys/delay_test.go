@@ -87,6 +87,17 @@ func TestDelayPrecision(t *testing.T) {
 	if p50 > 23*time.Millisecond {
 		t.Errorf("median %v, want 20-23 ms", p50)
 	}
+	// The shard's own account: how late each answer left after its due
+	// time, without the clients' wake-ups.
+	p.metricReaches(t, 1000, "zerosys_answer_lateness_seconds_count")
+	m := p.scrape(t)
+	n := m.sum("zerosys_answer_lateness_seconds_count")
+	within1ms := m.sum("zerosys_answer_lateness_seconds_bucket", `le="0.001"`)
+	t.Logf("lateness by the shard's clock: %.0f answers, %.1f%% within 1 ms, %.1f%% within 250 µs, mean %v", n, 100*within1ms/n,
+		100*m.sum("zerosys_answer_lateness_seconds_bucket", `le="0.00025"`)/n, time.Duration(m.sum("zerosys_answer_lateness_seconds_sum")/n*1e9).Round(time.Microsecond))
+	if n != 1000 || within1ms < 0.99*n {
+		t.Errorf("lateness: %.0f answers counted (want 1000), %.0f within 1 ms (want 99%%)", n, within1ms)
+	}
 	p.stop(t)
 
 	p = startZerosys(t, "--sqpoll", "off", "--shards", "1", "--delay", "1s:50", "--seed", "3")
@@ -108,7 +119,7 @@ func TestDelayPrecision(t *testing.T) {
 		t.Errorf("answers with no delay took %v at p99 beside a thousand held back", q)
 	}
 	// The histogram has each delayed answer in the bucket of 1 s.
-	m := p.scrape(t)
+	m = p.scrape(t)
 	if n, le1, below := m.sum("zerosys_answer_delay_seconds_count"), m.sum("zerosys_answer_delay_seconds_bucket", `le="1"`), m.sum("zerosys_answer_delay_seconds_bucket", `le="0.5"`); n != float64(len(slow)) || le1 != n || below != 0 {
 		t.Errorf("delay histogram: count %v, le=1 %v, le=0.5 %v; want %d, %d, 0", n, le1, below, len(slow), len(slow))
 	}

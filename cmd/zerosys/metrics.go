@@ -29,7 +29,7 @@ type shardCollector struct {
 	responses, active                *prometheus.Desc
 	shardInfo, buildInfo, readyGauge *prometheus.Desc
 	behaviourInfo                    *prometheus.Desc
-	delays                           *prometheus.Desc
+	delays, lateness                 *prometheus.Desc
 }
 
 func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
@@ -41,6 +41,7 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 		srv: srv, ready: ready,
 		responses:  d("responses_total", "Answers sent, by status code.", "code"),
 		delays:     d("answer_delay_seconds", "Delays applied to answers (--delay, PUT /behaviour); answers sent at once are not counted."),
+		lateness:   d("answer_lateness_seconds", "How late delayed answers left after their due time: the shard's loop turn and the connection's answers before them; a shard near saturation shows here first."),
 		active:     d("connections_active", "Connections open now."),
 		shardInfo:  prometheus.NewDesc("zerosys_shard_info", "One per shard: its CPU, its poller's CPU (-1: none) and its ring mode.", []string{"shard", "cpu", "poller_cpu", "sqpoll", "idle"}, nil),
 		buildInfo:  prometheus.NewDesc("zerosys_build_info", "Build information.", []string{"version", "goversion"}, nil),
@@ -66,7 +67,7 @@ func newShardCollector(srv *server, ready *atomic.Bool) *shardCollector {
 
 // descs lists every family once.
 func (c *shardCollector) descs() []*prometheus.Desc {
-	out := []*prometheus.Desc{c.responses, c.delays, c.active, c.shardInfo, c.buildInfo, c.readyGauge, c.behaviourInfo}
+	out := []*prometheus.Desc{c.responses, c.delays, c.lateness, c.active, c.shardInfo, c.buildInfo, c.readyGauge, c.behaviourInfo}
 	seen := map[*prometheus.Desc]bool{}
 	for _, d := range c.counters {
 		if !seen[d] {
@@ -101,7 +102,8 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 		for code, n := range st.Responses {
 			ch <- prometheus.MustNewConstMetric(c.responses, prometheus.CounterValue, float64(n), id, cpu, strconv.Itoa(code))
 		}
-		ch <- delayHistogram(c.delays, st, id, cpu)
+		ch <- histogram(c.delays, shard.DelayBounds[:], st.DelayBuckets[:], st.DelaySum, id, cpu)
+		ch <- histogram(c.lateness, shard.LateBounds[:], st.LateBuckets[:], st.LateSum, id, cpu)
 		ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(st.Active), id, cpu)
 		ch <- prometheus.MustNewConstMetric(c.shardInfo, prometheus.GaugeValue, 1,
 			id, cpu, strconv.Itoa(a.PollerCPU), onOff(c.srv.plan.SQPoll), c.srv.idle)
@@ -117,16 +119,17 @@ func (c *shardCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.readyGauge, prometheus.GaugeValue, r)
 }
 
-// delayHistogram exposes a shard's delay buckets, made cumulative.
-func delayHistogram(desc *prometheus.Desc, st shard.Stats, labels ...string) prometheus.Metric {
-	buckets := make(map[float64]uint64, len(shard.DelayBounds))
+// histogram exposes a shard's histogram (counts by bucket of bounds, the
+// last past them all), made cumulative.
+func histogram(desc *prometheus.Desc, bounds []time.Duration, counts []uint64, sum time.Duration, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
 	var n uint64
-	for i, b := range shard.DelayBounds {
-		n += st.DelayBuckets[i]
+	for i, b := range bounds {
+		n += counts[i]
 		buckets[b.Seconds()] = n
 	}
-	n += st.DelayBuckets[len(shard.DelayBounds)]
-	return prometheus.MustNewConstHistogram(desc, n, st.DelaySum.Seconds(), buckets, labels...)
+	n += counts[len(bounds)]
+	return prometheus.MustNewConstHistogram(desc, n, sum.Seconds(), buckets, labels...)
 }
 
 func onOff(b bool) string {
