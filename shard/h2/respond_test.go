@@ -340,3 +340,17 @@ func TestIsGRPC(t *testing.T) {
 		}
 	}
 }
+
+// FuzzValidValue: the word-at-a-time check says what a byte-by-byte
+// reading of RFC 9113 §8.2.1 says.
+func FuzzValidValue(f *testing.F) {
+	for _, v := range []string{"", "a", "h2load nghttp2/1.52.0", "a\tb", "\tab", "ab ", "0123456789abcdef\x00", "0123456\r89", "x\x0dy", "\x0e\x0f\x7f\x80\xff"} {
+		f.Add([]byte(v))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		want := !bytes.ContainsAny(v, "\x00\r\n") && !(len(v) > 0 && (v[0] == ' ' || v[0] == '\t' || v[len(v)-1] == ' ' || v[len(v)-1] == '\t'))
+		if got := validValue(v); got != want {
+			t.Fatalf("validValue(%q) = %v, want %v", v, got, want)
+		}
+	})
+}
