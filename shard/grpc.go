@@ -25,7 +25,7 @@ import (
 const (
 	grpcNone   uint8 = iota
 	grpcCall         // a unary call
-	grpcHealth       // grpc.health.v1.Health/Check
+	grpcHealth       // grpc.health.v1.Health/Check or Watch
 )
 
 // The health service's methods. Watch, a stream, gets Check's answer
@@ -89,14 +89,7 @@ type grpcAnswer struct {
 // buildGRPC prepares the gRPC answers of a kind with status and body.
 func buildGRPC(status int, body []byte, server, date string, headers []string) grpcAnswer {
 	var g grpcAnswer
-	head := func() ([]byte, int) {
-		b := []byte{0x80 | 8} // :status 200
-		b, _ = appendHpackLiteral(b, hpackServer, server)
-		b, at := appendHpackLiteral(b, hpackDate, date)
-		b, _ = appendHpackLiteral(b, hpackContentType, grpcType)
-		return appendH2Fields(b, headers), at
-	}
-	g.head, g.date = head()
+	g.head, g.date = buildH2Head(200, -1, grpcType, server, date, headers)
 	g.ix, g.primeDate = buildH2Indexed(200, -1, grpcType, grpcType, server, date, headers)
 	g.ix.Gen = grpcGen // never the plain heads' Gen, even before the first setDate
 	n := 0
@@ -108,7 +101,7 @@ func buildGRPC(status int, body []byte, server, date string, headers []string) g
 		g.message = binary.AppendUvarint(append(g.message, 0x0a), uint64(len(body))) // field 1, length-delimited
 	}
 	if code := grpcCode(status); code != 0 {
-		g.fail, g.failDate = head()
+		g.fail, g.failDate = buildH2Head(200, -1, grpcType, server, date, headers)
 		g.fail = appendHpackNewName(g.fail, "grpc-status", strconv.Itoa(code))
 		g.fail = appendHpackNewName(g.fail, "grpc-message", reasonPhrase(status)) // printable ASCII: no percent-encoding
 	}

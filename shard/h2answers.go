@@ -174,7 +174,8 @@ func buildH2Indexed(status int, bodyLen int, ctype, sharedType, server, date str
 }
 
 // buildH2Head is the header block of an answer with status, body length
-// and the configured fields, and the offset of its Date value.
+// and the configured fields, and the offset of its Date value. A bodyLen
+// under 0 leaves Content-Length out (a gRPC answer's).
 func buildH2Head(status int, bodyLen int, ctype, server, date string, headers []string) ([]byte, int) {
 	var b []byte
 	if i := h2StaticStatus(status); i > 0 {
@@ -187,7 +188,7 @@ func buildH2Head(status int, bodyLen int, ctype, server, date string, headers []
 	if ctype != "" {
 		b, _ = appendHpackLiteral(b, hpackContentType, ctype)
 	}
-	if !bodiless(status) {
+	if !bodiless(status) && bodyLen >= 0 {
 		b, _ = appendHpackLiteral(b, hpackContentLength, strconv.Itoa(bodyLen))
 	}
 	return appendH2Fields(b, headers), at
